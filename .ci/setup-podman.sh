@@ -1,0 +1,36 @@
+#!/bin/sh
+# Make rootful podman usable without per-command flags (CI and dev machines,
+# Debian 12). Idempotent: installs only missing packages and rewrites
+# /etc/containers/containers.conf only when it differs from .ci/containers.conf.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+conf_src="$here/containers.conf"
+conf_dst=/etc/containers/containers.conf
+packages="podman runc debootstrap openssh-client openssh-server rsync uidmap"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-podman.sh: must run as root" >&2
+    exit 1
+fi
+
+missing=""
+for pkg in $packages; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = installed ] || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo "setup-podman.sh: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086  # word splitting wanted
+    apt-get install -y -qq $missing
+fi
+
+if ! cmp -s "$conf_src" "$conf_dst"; then
+    echo "setup-podman.sh: installing $conf_dst"
+    install -D -m 0644 "$conf_src" "$conf_dst"
+fi
+
+# Fail here, not in the first test, when the runtime does not work.
+podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}' >/dev/null

@@ -1,0 +1,146 @@
+"""Translate ansible-runner events into what the driver acts on: relayed output, host outcomes, log lines."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from driver.errors import (
+    AnsibleFailure,
+    AuthenticationFailed,
+    DriverError,
+    HostKeyFailed,
+    HostUnreachable,
+    NoPython,
+)
+
+log = logging.getLogger("driver.ansible")
+
+# Must match RELAY_MARKER in roles/training_job/action_plugins/training_job.py.
+RELAY_MARKER = "@@remote-trainer-relay@@"
+
+
+@dataclass
+class Output:
+    """New bytes of a host's job log, starting at `offset`."""
+
+    host: str
+    offset: int
+    data: bytes
+
+
+@dataclass
+class Launched:
+    host: str
+    job_dir: str
+    pgid: int
+    hosts: int
+
+
+@dataclass
+class HostOutcome:
+    """How the job ended on one host: an exit code, or an error that kept it from running."""
+
+    host: str
+    rc: int | None = None
+    cancelled: str | None = None
+    error: DriverError | None = None
+
+
+@dataclass
+class NoHosts:
+    pass
+
+
+@dataclass
+class Translator:
+    """Stateless apart from the list of messages Ansible printed before any play (parse errors)."""
+
+    early_errors: list[str] = field(default_factory=list)
+
+    def translate(self, event: dict[str, Any]) -> Output | Launched | HostOutcome | NoHosts | None:
+        kind = event.get("event", "")
+        data = event.get("event_data", {}) or {}
+        if kind == "verbose":
+            return self._verbose(event.get("stdout", ""))
+        host = data.get("host", "")
+        if kind == "playbook_on_task_start":
+            log.info("TASK %s", data.get("task", ""))
+        elif kind == "runner_on_start":
+            log.debug("[%s] start: %s", host, data.get("task", ""))
+        elif kind == "runner_on_ok":
+            res = data.get("res", {}) or {}
+            log.info("[%s] %s: %s", host, "changed" if res.get("changed") else "ok", data.get("task", ""))
+            if "rt_rc" in res:
+                return HostOutcome(host, rc=res["rt_rc"], cancelled=res.get("rt_cancelled"))
+        elif kind == "runner_on_failed":
+            res = data.get("res", {}) or {}
+            msg = str(res.get("msg", "")).strip()
+            log.info("[%s] failed: %s: %s", host, data.get("task", ""), msg)
+            return HostOutcome(host, error=failure_error(host, res))
+        elif kind == "runner_on_unreachable":
+            msg = str((data.get("res", {}) or {}).get("msg", "")).strip()
+            log.info("[%s] unreachable: %s", host, msg)
+            return HostOutcome(host, error=unreachable_error(host, msg))
+        elif kind == "playbook_on_no_hosts_matched":
+            return NoHosts()
+        elif kind == "warning":
+            log.warning("ansible: %s", (event.get("stdout") or "").strip())
+        return None
+
+    def _verbose(self, stdout: str) -> Output | Launched | None:
+        start = stdout.find(RELAY_MARKER)
+        if start < 0:
+            text = stdout.strip()
+            if text:
+                if "ERROR" in text:
+                    self.early_errors.append(text)
+                log.debug("ansible: %s", text)
+            return None
+        record = json.loads(stdout[start + len(RELAY_MARKER) :].strip())
+        if record["k"] == "out":
+            return Output(record["h"], record["o"], base64.b64decode(record["d"]))
+        if record["k"] == "launched":
+            log.info("[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"])
+            return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1))
+        return None
+
+
+def unreachable_error(host: str, msg: str) -> DriverError:
+    """Tell apart the reasons ssh gives for not connecting."""
+    lowered = msg.lower()
+    if "host key verification failed" in lowered or "host identification has changed" in lowered:
+        return HostKeyFailed(
+            f"host key verification failed for {host}",
+            hint="check the host's key and your known_hosts; to accept the key of a new host "
+            "once, rerun with --accept-new-host-keys",
+        )
+    if "permission denied" in lowered or "authentication" in lowered:
+        return AuthenticationFailed(
+            f"SSH authentication failed for {host}: {_last_line(msg)}",
+            hint="check ansible_user and ansible_ssh_private_key_file for this host in the inventory",
+        )
+    return HostUnreachable(
+        f"host {host} is unreachable: {_last_line(msg)}",
+        hint="check that the host is up, its address and port in the inventory, and that sshd runs",
+    )
+
+
+def failure_error(host: str, res: dict[str, Any]) -> DriverError:
+    reason = res.get("rt_error")
+    msg = str(res.get("msg", "")).strip()
+    if reason in ("no_python", "old_python"):
+        return NoPython(
+            f"no usable python on {host}: {_last_line(msg)}",
+            hint="install python3 (3.6 or newer) on the host, or set ansible_python_interpreter "
+            "for it in the inventory",
+        )
+    return AnsibleFailure(f"the job failed on {host}: {_last_line(msg)}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text.strip()

@@ -1,0 +1,116 @@
+"""The one place that talks to ansible-runner: run a playbook of ours in-process and hand over its events."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from driver import assets
+
+EventHandler = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
+class PlaybookRun:
+    thread: threading.Thread
+    runner: Any
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end; True when it has ended."""
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    @property
+    def status(self) -> str:
+        return str(self.runner.status)
+
+    @property
+    def rc(self) -> int | None:
+        return self.runner.rc
+
+    def terminate(self) -> None:
+        """SIGTERM ansible-playbook (never SIGKILL: it must reap its detached workers and their ssh)."""
+        for pid in _children(os.getpid()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if b"ansible-playbook" in cmdline:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
+
+def base_envvars(accept_new_host_keys: bool = False) -> dict[str, str]:
+    """Environment of every ansible-playbook the driver starts."""
+    env = {
+        "ANSIBLE_CONFIG": str(assets.ansible_cfg()),
+        # ansible-runner turns host key checking off unless told otherwise: keep it on.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(assets.control_path_dir()),
+        "ANSIBLE_ROLES_PATH": str(assets.ansible_home() / "roles"),
+        "ANSIBLE_NOCOLOR": "True",
+        # The Ansible installed beside the driver's python wins, even when its venv is not on PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
+    }
+    if accept_new_host_keys:
+        env["ANSIBLE_SSH_ARGS"] = (
+            "-o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=5 "
+            "-o ServerAliveCountMax=3 -o StrictHostKeyChecking=accept-new"
+        )
+    return env
+
+
+def start(
+    playbook: str,
+    *,
+    private_data_dir: Path,
+    inventory: str,
+    extravars: dict[str, Any],
+    event_handler: EventHandler,
+    limit: str | None = None,
+    forks: int | None = None,
+    accept_new_host_keys: bool = False,
+) -> PlaybookRun:
+    """Start playbooks/<playbook> on a thread; the caller keeps its signal handlers."""
+    thread, runner = ansible_runner.run_async(
+        private_data_dir=str(private_data_dir),
+        playbook=str(assets.playbook(playbook)),
+        inventory=[inventory],
+        limit=limit,
+        forks=forks,
+        extravars=extravars,
+        envvars=base_envvars(accept_new_host_keys),
+        event_handler=event_handler,
+        # Our own callback keeps ansible-runner from taking over SIGINT/SIGTERM; cancelling is ours.
+        cancel_callback=lambda: False,
+        settings={"suppress_output_file": True, "pexpect_timeout": 1},
+        quiet=True,
+        ident="run",
+    )
+    return PlaybookRun(thread, runner)
+
+
+def _children(ppid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == ppid:
+            found.append(int(name))
+    return found

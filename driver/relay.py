@@ -1,0 +1,75 @@
+"""Reassemble relayed log bytes into lines, per host, in order, with none lost or repeated."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("driver.relay")
+
+LineSink = Callable[[str], None]
+
+
+class _HostStream:
+    def __init__(self, host: str, log_path: Path) -> None:
+        self.host = host
+        self.offset = 0
+        self.partial = b""
+        self.file = log_path.open("ab")
+
+
+class Relay:
+    """Feeds each host's bytes, checked against their offsets, into complete lines for the sink.
+
+    Lines are prefixed with `[host] ` once the job runs on more than one host. A copy of each host's
+    raw log is kept in `log_dir/<host>.log`.
+    """
+
+    def __init__(self, sink: LineSink, log_dir: Path, prefix_hosts: bool = False) -> None:
+        self.sink = sink
+        self.log_dir = log_dir
+        self.prefix_hosts = prefix_hosts
+        self.streams: dict[str, _HostStream] = {}
+
+    def _stream(self, host: str) -> _HostStream:
+        stream = self.streams.get(host)
+        if stream is None:
+            stream = self.streams[host] = _HostStream(host, self.log_dir / f"{host}.log")
+        return stream
+
+    def feed(self, host: str, offset: int, data: bytes) -> None:
+        stream = self._stream(host)
+        if offset != stream.offset:
+            # Cannot happen unless a poll result was lost or repeated; say so rather than print garbage.
+            if offset < stream.offset:
+                data = data[stream.offset - offset :]
+                log.warning("[%s] dropped %d repeated bytes of output", host, stream.offset - offset)
+            else:
+                log.warning("[%s] %d bytes of output are missing", host, offset - stream.offset)
+        stream.file.write(data)
+        stream.offset += len(data)
+        lines = (stream.partial + data).split(b"\n")
+        stream.partial = lines.pop()
+        for line in lines:
+            self._emit(host, line)
+        stream.file.flush()
+
+    def finish(self, host: str | None = None) -> None:
+        """Emit a last line without newline and close the copies (all hosts, or one)."""
+        for name, stream in list(self.streams.items()):
+            if host is not None and name != host:
+                continue
+            if stream.partial:
+                self._emit(name, stream.partial)
+                stream.partial = b""
+            stream.file.close()
+            del self.streams[name]
+
+    def bytes_received(self, host: str) -> int:
+        stream = self.streams.get(host)
+        return stream.offset if stream else 0
+
+    def _emit(self, host: str, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        self.sink(f"[{host}] {text}" if self.prefix_hosts else text)

@@ -1,0 +1,118 @@
+"""The job specification: what to run, where, and with which limits, validated before anything starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from driver.errors import BadEnv, BadInventory, BadTimeout, BadWorkdir, ScriptIsDirectory, ScriptMissing
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class JobSpec:
+    """Everything `driver train` needs to run a script; no field holds a secret except `env`."""
+
+    script: Path
+    args: list[str] = field(default_factory=list)
+    inventory: str | None = None
+    limit: str | None = None
+    workdir: Path | None = None
+    python: str = "python3"
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    grace: float = 10.0
+    job_id: str = field(default_factory=lambda: new_job_id())
+
+    def validate(self) -> None:
+        """Raise the typed error for the first bad input; touch no host."""
+        check_script(self.script)
+        if self.workdir is not None:
+            check_workdir(self.workdir)
+        if self.inventory is not None:
+            check_inventory(self.inventory)
+
+
+def new_job_id() -> str:
+    """Sortable, unique job id: UTC time plus random hex."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def parse_duration(text: str) -> float:
+    """'90m' -> 5400.0; accepts ms, s, m, h, d and combinations like '1h30m'; a bare number is seconds."""
+    value = text.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+        pos = match.end()
+        while pos < len(value) and value[pos] == " ":
+            pos += 1
+    if not value or pos != len(value) or total <= 0:
+        raise BadTimeout(
+            f"invalid --timeout {text!r}: expected a positive duration",
+            hint="use a number of seconds or a duration such as 90s, 30m, 2h or 1h30m",
+        )
+    return total
+
+
+def parse_env(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """['K=V', 'K2'] -> {'K': 'V', 'K2': <value of K2 here>}; values are kept byte for byte."""
+    env: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not _ENV_NAME.match(name):
+            raise BadEnv(
+                f"invalid --env {item!r}: {name!r} is not a valid variable name",
+                hint="use --env NAME=VALUE (NAME: letters, digits and _, not starting with a digit)",
+            )
+        if not sep:
+            if name not in os.environ:
+                raise BadEnv(
+                    f"invalid --env {item!r}: no '=' and {name} is not set in this environment",
+                    hint=f"use --env {name}=VALUE, or export {name} before running the driver",
+                )
+            value = os.environ[name]
+        if "\0" in value:
+            raise BadEnv(f"invalid --env {name}: the value contains a NUL byte", hint="remove the NUL byte")
+        env[name] = value
+    return env
+
+
+def check_script(script: Path) -> None:
+    if script.is_dir():
+        raise ScriptIsDirectory(
+            f"script {str(script)!r} is a directory",
+            hint="give the script file, and stage its directory with --workdir DIR",
+        )
+    if not script.is_file():
+        raise ScriptMissing(f"script {str(script)!r} not found", hint="check the path of the script")
+    if not os.access(script, os.R_OK):
+        raise ScriptMissing(f"script {str(script)!r} is not readable", hint="check the file's permissions")
+
+
+def check_workdir(workdir: Path) -> None:
+    if not workdir.is_dir():
+        raise BadWorkdir(
+            f"--workdir {str(workdir)!r} is not a directory",
+            hint="give an existing directory to stage next to the script",
+        )
+
+
+def check_inventory(source: str) -> None:
+    """A source with a comma is a host list; anything else must be an existing file or directory."""
+    if "," in source:
+        return
+    if not os.path.exists(source):
+        raise BadInventory(
+            f"inventory {source!r} not found",
+            hint="give an inventory file or directory, or a comma-separated host list such as 'host1,host2,'",
+        )

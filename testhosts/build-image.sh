@@ -1,0 +1,86 @@
+#!/bin/sh
+# Build the SSH test-host images, only what is missing or out of date:
+#   localhost/debian-min:bookworm                       debootstrap minbase (no registry needed)
+#   localhost/remote-trainer-testhost:bookworm          testhosts/image, target testhost
+#   localhost/remote-trainer-testhost-nopython:bookworm testhosts/image, target testhost-nopython
+# The host images carry a label with a hash of testhosts/image plus the base
+# image ID; a change to either rebuilds them. FORCE=1 rebuilds everything,
+# base included. MIRROR overrides the Debian mirror. Needs root (debootstrap)
+# and a configured podman (.ci/setup-podman.sh).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+context="$here/image"
+suite=bookworm
+mirror=${MIRROR:-http://deb.debian.org/debian}
+base=localhost/debian-min:$suite
+image=localhost/remote-trainer-testhost:$suite
+image_nopython=localhost/remote-trainer-testhost-nopython:$suite
+label=remote-trainer.testhost.hash
+force=${FORCE:-0}
+
+log() { echo "build-image.sh: $*" >&2; }
+
+image_exists() { podman image exists "$1"; }
+
+build_base() {
+    root=$(mktemp -d /var/tmp/debian-min.XXXXXX)
+    # shellcheck disable=SC2064  # expand now: $root is fixed
+    trap "rm -rf '$root'" EXIT INT TERM
+    log "debootstrap $suite from $mirror"
+    debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.log" 2>&1 || {
+        tail -n 30 "$root.log" >&2
+        rm -f "$root.log"
+        exit 1
+    }
+    rm -f "$root.log"
+    # 204 MB -> ~120 MB; podman supplies /dev, resolv.conf and hostname at run time.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
+        "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/dev/* \
+        "$root"/etc/resolv.conf "$root"/etc/hostname
+    log "podman import $base"
+    tar --numeric-owner -C "$root" -c . \
+        | podman import --quiet --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
+    rm -rf "$root"
+    trap - EXIT INT TERM
+}
+
+# Hash of the build context (names, modes, contents) and of the base image ID.
+context_hash() {
+    base_id=$(podman image inspect --format '{{.Id}}' "$base")
+    (
+        cd "$context"
+        find . -type f | LC_ALL=C sort | while read -r f; do
+            printf '%s %s\n' "$f" "$(stat -c %a "$f")"
+            sha256sum "$f"
+        done
+        echo "base $base_id"
+    ) | sha256sum | cut -c1-64
+}
+
+current_hash() {
+    podman image inspect --format "{{index .Labels \"$label\"}}" "$1" 2>/dev/null || true
+}
+
+# One build at a time on this machine (parallel test sessions call this too).
+exec 9>/run/lock/remote-trainer-testhost-build.lock
+flock 9
+
+if [ "$force" = 1 ] || ! image_exists "$base"; then
+    build_base
+fi
+
+want=$(context_hash)
+for pair in "testhost $image" "testhost-nopython $image_nopython"; do
+    set -- $pair
+    target=$1 tag=$2
+    if [ "$force" != 1 ] && [ "$(current_hash "$tag")" = "$want" ]; then
+        log "$tag is up to date"
+        continue
+    fi
+    log "podman build $tag (target $target)"
+    podman build --quiet --target "$target" --build-arg "BASE_IMAGE=$base" \
+        --label "$label=$want" -t "$tag" "$context" >/dev/null
+done
+# Untagged leftovers of earlier builds (ignore failures: in use, or none).
+podman image prune -f >/dev/null 2>&1 || true

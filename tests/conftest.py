@@ -1,0 +1,81 @@
+"""Shared fixtures: real SSH test hosts (podman containers, see testhosts/hosts.py).
+
+- ``testhosts``: 2 hosts (th1, th2) for the whole session, removed at the end.
+  ``REMOTE_TRAINER_TESTHOSTS=<state dir>`` reuses hosts started by
+  ``python3 testhosts/hosts.py up N <state dir>`` instead (left running).
+- ``start_testhosts(n, image=..., **kw)``: more hosts, e.g. without python
+  (``IMAGE_NOPYTHON``); each set is removed at session end, or earlier by ``hs.stop()``.
+
+Tests using either fixture are marked ``e2e`` automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testhosts"))
+
+import hosts as th  # noqa: E402  (testhosts/ is not an installed package)
+
+HOST_FIXTURES = {"testhosts", "start_testhosts"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not any(line.startswith("e2e:") for line in config.getini("markers")):
+        config.addinivalue_line("markers", "e2e: drives real sshd test hosts (podman containers)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def testhost_label() -> str:
+    """Prefix of this session's container labels and names."""
+    return f"rt-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def testhost_images() -> None:
+    """Build the host images when missing or out of date (~0.1 s when current)."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (run .ci/setup-podman.sh)")
+    th.build_images()
+
+
+@pytest.fixture(scope="session")
+def testhosts(testhost_images, testhost_label, tmp_path_factory) -> th.HostSet:
+    reuse = os.environ.get("REMOTE_TRAINER_TESTHOSTS")
+    if reuse:
+        yield th.HostSet.load(reuse)
+        return
+    hs = th.start_hosts(2, tmp_path_factory.mktemp("testhosts"), label=testhost_label)
+    try:
+        yield hs
+    finally:
+        hs.stop()
+
+
+@pytest.fixture(scope="session")
+def start_testhosts(testhost_images, testhost_label, tmp_path_factory):
+    """Factory: ``start_testhosts(n=1, image=th.IMAGE, extra_run_args=()) -> HostSet``."""
+    started: list[th.HostSet] = []
+
+    def start(n: int = 1, image: str = th.IMAGE, **kwargs) -> th.HostSet:
+        label = f"{testhost_label}-x{len(started) + 1}"
+        hs = th.start_hosts(n, tmp_path_factory.mktemp("testhosts-x"), image=image,
+                            label=label, **kwargs)
+        started.append(hs)
+        return hs
+
+    yield start
+    for hs in started:
+        hs.stop()
