@@ -43,8 +43,25 @@ def job_dir(job_id: str) -> Path:
     return path
 
 
+# A socket path is at most 107 bytes: the directory, '/', 40 hex of %C and ssh's 17-byte temp suffix.
+_MAX_CP_DIR = 107 - 1 - 40 - 17
+
+
 def control_path_dir() -> Path:
-    """Shared directory of SSH ControlMaster sockets, so that jobs reuse warm connections."""
-    path = state_dir() / "cp"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    """Shared directory of SSH ControlMaster sockets, so that jobs reuse warm connections.
+
+    The state directory when its path is short enough for a Unix socket, else a private
+    directory in $XDG_RUNTIME_DIR or /tmp (created 0700 and checked to be ours).
+    """
+    candidates = [state_dir() / "cp"]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        candidates.append(Path(runtime) / "remote-trainer-cp")
+    candidates.append(Path("/tmp") / f"remote-trainer-{os.getuid()}-cp")
+    for path in candidates:
+        if len(str(path)) <= _MAX_CP_DIR:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = path.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077 == 0:
+                return path
+    raise RuntimeError("no private directory with a short enough path for SSH control sockets")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,22 @@ class PlaybookRun:
     @property
     def rc(self) -> int | None:
         return self.runner.rc
+
+    def scrub_artifacts(self) -> None:
+        """Drop the environment that ansible-runner copies into artifacts/<ident>/command.
+
+        It is the driver's whole environment, where users keep tokens; the record keeps the names only.
+        """
+        path = Path(self.runner.config.artifact_dir) / "command"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(record.get("env"), dict):
+            record["env"] = sorted(record["env"])
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            tmp.replace(path)
 
     def terminate(self) -> None:
         """SIGTERM ansible-playbook (never SIGKILL: it must reap its detached workers and their ssh)."""

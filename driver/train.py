@@ -89,8 +89,12 @@ class _Job:
         self.cancelled: str | None = None
         self.cancel_at: float | None = None
         self.run: playbook.PlaybookRun | None = None
+        self.scrubbed = False
 
     def on_event(self, event: dict[str, Any]) -> bool:
+        if not self.scrubbed and self.run is not None:
+            self.run.scrub_artifacts()
+            self.scrubbed = True
         item = self.translator.translate(event)
         if isinstance(item, Output):
             self.relay.feed(item.host, item.offset, item.data)
@@ -161,6 +165,7 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
                 accept_new_host_keys=accept_new_host_keys,
             )
             _wait(job)
+            job.run.scrub_artifacts()
     job.relay.finish()
     result = _result(job)
     _write_record(local, spec, state="ended", exit_code=result.exit_code, cancelled=result.cancelled)

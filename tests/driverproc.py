@@ -1,0 +1,83 @@
+"""Run the real `driver` console script as a subprocess, the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DRIVER = str(Path(sys.executable).parent / "driver")
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+def driver_env(state_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["REMOTE_TRAINER_STATE_DIR"] = str(state_dir)
+    return env
+
+
+def run_driver(
+    args: list[str], state_dir: Path, timeout: float = 120, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DRIVER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**driver_env(state_dir), **(extra_env or {})},
+        cwd=REPO,
+    )
+
+
+def start_driver(args: list[str], state_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [DRIVER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=driver_env(state_dir),
+        cwd=REPO,
+    )
+
+
+def read_until(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
+    """Read the driver's stdout line by line until a line contains needle; fail on timeout or EOF."""
+    import selectors
+
+    seen: list[str] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"driver ended before printing {needle!r}; saw {seen!r}")
+        seen.append(line.rstrip("\n"))
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not seen within {timeout} s; saw {seen!r}")
+
+
+def local_processes_matching(text: str) -> list[str]:
+    """Command lines of this machine's processes containing text (excluding this test process)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{name}: {cmdline}")
+    return found
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -1,0 +1,175 @@
+"""`driver train` against real hosts: this machine (local connection) and sshd containers over SSH."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+
+import pytest
+from driverproc import (
+    REPO,
+    SCRIPTS,
+    error_lines,
+    local_processes_matching,
+    read_until,
+    run_driver,
+    start_driver,
+)
+
+HELLO = str(REPO / "examples" / "hello.py")
+
+
+def test_hello_on_this_machine(tmp_path):
+    res = run_driver(["train", HELLO], tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("hello from ")
+    assert lines[-1] == "done"
+    assert res.stderr == ""
+
+
+def test_hello_on_a_container_host(testhosts, tmp_path):
+    res = run_driver(["train", HELLO, "-i", str(testhosts.inventory_path), "--limit", "th1"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0].startswith("hello from th1 ")
+    assert res.stdout.splitlines()[-1] == "done"
+
+
+def test_first_line_arrives_while_the_script_runs(testhosts, tmp_path):
+    marker = f"/tmp/marker-{uuid.uuid4().hex}"
+    proc = start_driver(
+        ["train", str(SCRIPTS / "wait_marker.py"), "-i", str(testhosts.inventory_path), "-l", "th1", "--", marker],
+        tmp_path,
+    )
+    try:
+        read_until(proc, "ready", timeout=60)
+        # The script only goes on once the marker exists, so 'ready' was relayed while it ran.
+        testhosts.ssh("th1", ["touch", marker])
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["got marker"]
+
+
+NASTY = [
+    "two words",
+    "it's",
+    'say "hi"',
+    "$(touch /tmp/pwned)",
+    "`touch /tmp/pwned`",
+    "a; touch /tmp/pwned",
+    "*",
+    "line1\nline2",
+    "",
+    "--flag=value with spaces",
+    "ünïcødé",
+    "back\\slash",
+    "$HOME",
+]
+
+
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_arguments_and_env_reach_the_script_unchanged(where, testhosts, tmp_path):
+    env_args = []
+    env_expected = {}
+    for i, value in enumerate(NASTY):
+        env_args += ["--env", f"V{i}={value}"]
+        env_expected[f"V{i}"] = value
+    names = ",".join(env_expected)
+    target = ["-i", str(testhosts.inventory_path), "-l", "th1"] if where == "ssh" else []
+    res = run_driver(
+        ["train", str(SCRIPTS / "echo_args.py"), *target, "--env", f"ECHO_ENV_NAMES={names}", *env_args,
+         "--", *NASTY],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["args"] == NASTY
+    assert got["env"] == env_expected
+    if where == "ssh":
+        assert testhosts.ssh("th1", "ls /tmp/pwned", check=False).returncode != 0
+
+
+def test_env_values_stay_out_of_argv_and_artifacts(testhosts, tmp_path):
+    """`--env NAME` takes the value from the driver's environment: it is in no argv, file or artifact."""
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    res = run_driver(
+        ["train", str(SCRIPTS / "echo_args.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
+         "--env", "TOKEN", "--env", "ECHO_ENV_NAMES=TOKEN"],
+        tmp_path,
+        extra_env={"TOKEN": secret},
+    )
+    assert res.returncode == 0, res.stderr
+    assert secret in res.stdout  # the script got it...
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.name.endswith(".log"):  # ...the relayed output copy holds what it printed
+            assert secret not in path.read_text(errors="replace"), path
+    job_dirs = testhosts.ssh("th1", "grep -rl " + secret + " ~/.remote-trainer/jobs/*/.rt || true").stdout
+    assert job_dirs.strip() == ""
+
+
+@pytest.mark.parametrize(("args", "code"), [(["0"], 0), (["3"], 3), (["signal", "SIGKILL"], 137)])
+def test_exit_code_of_the_script_is_the_drivers(args, code, testhosts, tmp_path):
+    res = run_driver(["train", str(SCRIPTS / "exit_with.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
+                      "--", *args], tmp_path)
+    assert res.returncode == code, res.stderr
+    assert res.stdout.splitlines() == ["about to end"]
+
+
+def test_timeout_stops_the_job_and_exits_124(testhosts, tmp_path):
+    tag = uuid.uuid4().hex
+    start = time.monotonic()
+    res = run_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
+                      "--timeout", "3s", "--grace", "2s", "--", tag], tmp_path)
+    assert res.returncode == 124, res.stderr
+    assert f"sleeping {tag}" in res.stdout
+    assert time.monotonic() - start < 30
+    assert testhosts.pids_matching("th1", tag) == []
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_to_the_driver_stops_the_job(sig, code, testhosts, tmp_path):
+    tag = uuid.uuid4().hex
+    proc = start_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", str(testhosts.inventory_path),
+                         "--", tag], tmp_path)
+    try:
+        read_until(proc, f"sleeping {tag}")
+        assert testhosts.pids_matching("th1", tag) and testhosts.pids_matching("th2", tag)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code
+    for host in ("th1", "th2"):
+        assert testhosts.pids_matching(host, tag) == [], host
+    assert local_processes_matching(str(tmp_path)) == []
+
+
+def test_two_hosts_run_in_parallel_with_prefixed_lines(testhosts, tmp_path):
+    marker = f"/tmp/marker-{uuid.uuid4().hex}"
+    proc = start_driver(
+        ["train", str(SCRIPTS / "wait_marker.py"), "-i", str(testhosts.inventory_path), "--", marker], tmp_path
+    )
+    try:
+        seen = read_until(proc, "ready")
+        seen += read_until(proc, "ready")
+        # Both hosts are waiting at once: the job runs on them in parallel.
+        assert sorted(seen) == ["[th1] ready", "[th2] ready"]
+        for host in ("th1", "th2"):
+            testhosts.ssh(host, ["touch", marker])
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert sorted(out.splitlines()) == ["[th1] got marker", "[th2] got marker"]
+
+
+def test_ten_thousand_lines_arrive_complete_and_in_order(testhosts, tmp_path):
+    res = run_driver(["train", str(SCRIPTS / "flood.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
+                      "--", "10000"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"line {i}" for i in range(10000)]
+    assert error_lines(res.stderr) == []
