@@ -57,9 +57,9 @@ class NoHosts:
 
 @dataclass
 class Translator:
-    """Stateless apart from the list of messages Ansible printed before any play (parse errors)."""
+    """Stateless apart from the messages Ansible printed outside tasks (such as inventory errors)."""
 
-    early_errors: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
 
     def translate(self, event: dict[str, Any]) -> Output | Launched | HostOutcome | NoHosts | None:
         kind = event.get("event", "")
@@ -96,8 +96,8 @@ class Translator:
         if start < 0:
             text = stdout.strip()
             if text:
-                if "ERROR" in text:
-                    self.early_errors.append(text)
+                if len(self.messages) < 200:
+                    self.messages.append(text)
                 log.debug("ansible: %s", text)
             return None
         record = json.loads(stdout[start + len(RELAY_MARKER) :].strip())

@@ -187,11 +187,7 @@ def _result(job: _Job) -> JobResult:
     if cancelled in CANCEL_EXIT_CODES:
         return JobResult(spec.job_id, CANCEL_EXIT_CODES[cancelled], job.outcomes, cancelled)
     if job.no_hosts:
-        raise NoHostsMatched(
-            f"no host of inventory {spec.inventory or 'localhost'!r} matches "
-            f"{'--limit ' + repr(spec.limit) if spec.limit else 'the play'}",
-            hint="list the inventory's hosts with `ansible-inventory -i INVENTORY --graph` and fix --limit",
-        )
+        raise _no_hosts(spec)
     for outcome in job.outcomes:
         if outcome.error is not None:
             raise outcome.error
@@ -203,16 +199,31 @@ def _result(job: _Job) -> JobResult:
 
 
 def _early_failure(job: _Job) -> DriverError:
-    text = " ".join(job.translator.early_errors)
+    """Ansible ended before any host ran the job: tell why from what it printed."""
     assert job.run is not None
-    if "inventory" in text.lower() or "parse" in text.lower():
+    spec = job.spec
+    text = "\n".join(job.translator.messages)
+    if "no hosts to target" in text or "hosts list is empty" in text:
+        return _no_hosts(spec)
+    if "inventory" in text.lower():
+        causes = [line.strip() for line in text.splitlines() if "Failed to parse" in line]
         return BadInventory(
-            f"inventory {job.spec.inventory!r} could not be parsed",
+            f"inventory {spec.inventory!r} could not be parsed" + (f": {causes[-1]}" if causes else ""),
             hint="check its syntax with `ansible-inventory -i INVENTORY --list`",
         )
+    last = text.strip().splitlines()[-1] if text.strip() else "no message"
     return AnsibleFailure(
-        f"ansible-playbook ended ({job.run.status}, rc {job.run.rc}) before the job ran: {text or 'no message'}",
+        f"ansible-playbook ended ({job.run.status}, rc {job.run.rc}) before the job ran: {last}",
         hint=f"rerun with -vv; runner artifacts are in {job.local / 'runner'}",
+    )
+
+
+def _no_hosts(spec: JobSpec) -> NoHostsMatched:
+    where = f"inventory {spec.inventory!r}" if spec.inventory else "the local inventory"
+    what = f"--limit {spec.limit!r}" if spec.limit else "any host"
+    return NoHostsMatched(
+        f"{what} matches no host of {where}",
+        hint="list the inventory's hosts with `ansible-inventory -i INVENTORY --graph` and fix --limit",
     )
 
 
