@@ -60,9 +60,13 @@ def main() -> None:
 )
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=True, exists=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("-i", "--inventory", help="Ansible inventory: file, directory or comma list. Default: this machine.")
+@click.option(
+    "-i", "--inventory", help="Ansible inventory: file, directory or comma list. Default: this machine."
+)
 @click.option("-l", "--limit", help="Host pattern selecting the inventory hosts to run on.")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Directory staged as the script's working dir.")
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), help="Directory staged as the script's working dir."
+)
 @click.option("--python", "python", default="python3", show_default=True, help="Interpreter on the host.")
 @click.option("-e", "--env", "env", multiple=True, metavar="K=V", help="Environment variable for the script.")
 @click.option("--timeout", help="Stop the job after this long (e.g. 90s, 30m, 2h); exit 124.")

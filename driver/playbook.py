@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,10 +63,8 @@ class PlaybookRun:
             except OSError:
                 continue
             if b"ansible-playbook" in cmdline:
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
 
 
 def base_envvars(accept_new_host_keys: bool = False) -> dict[str, str]:
@@ -77,6 +76,8 @@ def base_envvars(accept_new_host_keys: bool = False) -> dict[str, str]:
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(assets.control_path_dir()),
         "ANSIBLE_ROLES_PATH": str(assets.ansible_home() / "roles"),
         "ANSIBLE_NOCOLOR": "True",
+        # An inventory that does not parse is an error, not an empty inventory.
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         # The Ansible installed beside the driver's python wins, even when its venv is not on PATH.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
     }

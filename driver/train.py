@@ -1,4 +1,4 @@
-"""`train`: run one script on inventory hosts, relay its output live, stop it for sure, return its exit code."""
+"""`train`: run a script on inventory hosts, relay its output live, stop it for sure, return its exit code."""
 
 from __future__ import annotations
 
@@ -176,7 +176,9 @@ def _wait(job: _Job) -> None:
     assert job.run is not None
     while not job.run.wait(0.2):
         if job.cancel_at is not None and time.monotonic() - job.cancel_at > job.spec.grace + CANCEL_SLACK:
-            log.warning("the play did not end %.0f s after the cancel; stopping ansible-playbook", CANCEL_SLACK)
+            log.warning(
+                "the play did not end %.0f s after the cancel; stopping ansible-playbook", CANCEL_SLACK
+            )
             job.run.terminate()
             job.cancel_at = None
 

@@ -35,9 +35,9 @@ build_base() {
     }
     rm -f "$root.log"
     # 204 MB -> ~120 MB; podman supplies /dev, resolv.conf and hostname at run time.
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
-        "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/dev/* \
-        "$root"/etc/resolv.conf "$root"/etc/hostname
+    rm -rf "${root:?}"/var/cache/apt/archives/*.deb "${root:?}"/var/cache/apt/*.bin \
+        "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/log/* "${root:?}"/dev/* \
+        "${root:?}"/etc/resolv.conf "${root:?}"/etc/hostname
     log "podman import $base"
     tar --numeric-owner -C "$root" -c . \
         | podman import --quiet --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
@@ -70,17 +70,18 @@ if [ "$force" = 1 ] || ! image_exists "$base"; then
     build_base
 fi
 
-want=$(context_hash)
-for pair in "testhost $image" "testhost-nopython $image_nopython"; do
-    set -- $pair
-    target=$1 tag=$2
-    if [ "$force" != 1 ] && [ "$(current_hash "$tag")" = "$want" ]; then
-        log "$tag is up to date"
-        continue
+build_target() {  # TARGET TAG
+    if [ "$force" != 1 ] && [ "$(current_hash "$2")" = "$want" ]; then
+        log "$2 is up to date"
+        return
     fi
-    log "podman build $tag (target $target)"
-    podman build --quiet --target "$target" --build-arg "BASE_IMAGE=$base" \
-        --label "$label=$want" -t "$tag" "$context" >/dev/null
-done
+    log "podman build $2 (target $1)"
+    podman build --quiet --target "$1" --build-arg "BASE_IMAGE=$base" \
+        --label "$label=$want" -t "$2" "$context" >/dev/null
+}
+
+want=$(context_hash)
+build_target testhost "$image"
+build_target testhost-nopython "$image_nopython"
 # Untagged leftovers of earlier builds (ignore failures: in use, or none).
 podman image prune -f >/dev/null 2>&1 || true

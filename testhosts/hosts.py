@@ -35,8 +35,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 IMAGE = "localhost/remote-trainer-testhost:bookworm"
 IMAGE_NOPYTHON = "localhost/remote-trainer-testhost-nopython:bookworm"
@@ -51,10 +51,10 @@ __all__ = [
     "IMAGE",
     "IMAGE_NOPYTHON",
     "LABEL_KEY",
+    "CommandError",
     "Host",
     "HostSet",
     "TestHostError",
-    "CommandError",
     "build_images",
     "start_hosts",
     "stop_all",
@@ -84,10 +84,15 @@ class Host:
     host_key: str  # "ssh-ed25519 AAAA..." as read from the container
 
 
-def _run(argv: Sequence[str], *, check: bool = True, timeout: float | None = 60,
-         input: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: Sequence[str], *, check: bool = True, timeout: float | None = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        list(argv), input=input, capture_output=True, text=True, timeout=timeout,
+        list(argv),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
@@ -95,18 +100,15 @@ def _run(argv: Sequence[str], *, check: bool = True, timeout: float | None = 60,
     return proc
 
 
-def _podman(*args: str, check: bool = True, timeout: float | None = 60
-            ) -> subprocess.CompletedProcess[str]:
+def _podman(*args: str, check: bool = True, timeout: float | None = 60) -> subprocess.CompletedProcess[str]:
     return _run(["podman", *args], check=check, timeout=timeout)
 
 
 def build_images() -> None:
     """Build the host images if missing or out of date (idempotent, ~0.1 s when current)."""
-    proc = subprocess.run([str(BUILD_SCRIPT)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True)
+    proc = subprocess.run([str(BUILD_SCRIPT)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise TestHostError(f"{BUILD_SCRIPT} failed (rc {proc.returncode}):\n"
-                            f"{proc.stdout}{proc.stderr}")
+        raise TestHostError(f"{BUILD_SCRIPT} failed (rc {proc.returncode}):\n{proc.stdout}{proc.stderr}")
 
 
 def stop_all(label: str) -> list[str]:
@@ -174,21 +176,32 @@ class HostSet:
         self.hosts[name]  # KeyError for unknown names
         return ["ssh", "-F", str(self.ssh_config_path), name, *args]
 
-    def ssh(self, name: str, command: str | Sequence[str], *, check: bool = True,
-            timeout: float | None = 60, input: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
+    def ssh(
+        self,
+        name: str,
+        command: str | Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 60,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` (a shell string, or an argv that gets quoted) as trainer over SSH."""
         if not isinstance(command, str):
             command = shlex.join(command)
         return _run(self.ssh_argv(name, command), check=check, timeout=timeout, input=input)
 
-    def exec(self, name: str, argv: Sequence[str], *, user: str | None = None,
-             check: bool = True, timeout: float | None = 60
-             ) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        check: bool = True,
+        timeout: float | None = 60,
+    ) -> subprocess.CompletedProcess[str]:
         """``podman exec`` (no SSH; root unless ``user``): for setup and inspection."""
         opts = ["--user", user] if user else []
-        return _podman("exec", *opts, self.container(name), *argv, check=check,
-                       timeout=timeout)
+        return _podman("exec", *opts, self.container(name), *argv, check=check, timeout=timeout)
 
     def pids_matching(self, name: str, pattern: str) -> list[int]:
         """PIDs on host ``name`` whose command line matches regex ``pattern`` (``ps -eo pid,args``)."""
@@ -220,33 +233,48 @@ class HostSet:
 
     # -- persistence -------------------------------------------------------------
     def _save(self) -> None:
-        data = {"label": self.label, "image": self.image,
-                "hosts": [dataclasses.asdict(h) for h in self.hosts.values()]}
+        data = {
+            "label": self.label,
+            "image": self.image,
+            "hosts": [dataclasses.asdict(h) for h in self.hosts.values()],
+        }
         (self.state_dir / STATE_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def load(cls, state_dir: str | os.PathLike[str]) -> HostSet:
         """Reattach to hosts started earlier (``hosts.py up``) from their state dir."""
         data = json.loads((Path(state_dir) / STATE_FILE).read_text())
-        return cls(Path(state_dir), data["label"], data["image"],
-                   [Host(**h) for h in data["hosts"]])
+        return cls(Path(state_dir), data["label"], data["image"], [Host(**h) for h in data["hosts"]])
 
 
 # -- starting ----------------------------------------------------------------------
 def _keypair(state_dir: Path) -> str:
     key = state_dir / "id_ed25519"
     if not key.exists():
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-              "remote-trainer-testhosts", "-f", str(key)])
+        _run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "remote-trainer-testhosts", "-f", str(key)]
+        )
     key.chmod(0o600)
     return (state_dir / "id_ed25519.pub").read_text().strip()
 
 
-def _run_container(name: str, container: str, label: str, image: str, pubkey: str,
-                   extra_run_args: Sequence[str]) -> int:
-    argv = ["run", "-d", "--name", container, "--hostname", name,
-            "--label", f"{LABEL_KEY}={label}",
-            "-p", "127.0.0.1::22", "-e", f"AUTHORIZED_KEY={pubkey}"]
+def _run_container(
+    name: str, container: str, label: str, image: str, pubkey: str, extra_run_args: Sequence[str]
+) -> int:
+    argv = [
+        "run",
+        "-d",
+        "--name",
+        container,
+        "--hostname",
+        name,
+        "--label",
+        f"{LABEL_KEY}={label}",
+        "-p",
+        "127.0.0.1::22",
+        "-e",
+        f"AUTHORIZED_KEY={pubkey}",
+    ]
     if os.path.exists(CA_BUNDLE):
         argv += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
     _podman(*argv, *extra_run_args, image, timeout=120)
@@ -263,21 +291,27 @@ def _read_host_key(container: str, deadline: float) -> str:
         if proc.returncode == 0 and len(fields) >= 2 and fields[0] == "ssh-ed25519":
             return f"{fields[0]} {fields[1]}"
         if time.monotonic() > deadline:
-            raise TestHostError(f"{container}: no host key after {READY_TIMEOUT:.0f} s: "
-                                f"{proc.stderr.strip()}\n{_logs(container)}")
+            raise TestHostError(
+                f"{container}: no host key after {READY_TIMEOUT:.0f} s: "
+                f"{proc.stderr.strip()}\n{_logs(container)}"
+            )
         time.sleep(0.1)
 
 
 def _wait_for_ssh(hs: HostSet, name: str, deadline: float) -> None:
     """Until ``ssh NAME true`` works, with strict host key checking."""
     while True:
-        proc = hs.ssh(name, "true", check=False, timeout=15)
-        if proc.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise TestHostError(
-                f"{name}: ssh not working after {READY_TIMEOUT:.0f} s (rc {proc.returncode}): "
-                f"{proc.stderr.strip()}\n{_logs(hs.container(name))}")
+        try:
+            proc = hs.ssh(name, "true", check=False, timeout=15)
+            if proc.returncode == 0:
+                return
+            why = f"rc {proc.returncode}: {proc.stderr.strip()}"
+            # sshd starts only after the entrypoint wrote both keys: these never heal.
+            final = any(m in proc.stderr for m in ("Permission denied", "Host key verification failed"))
+        except subprocess.TimeoutExpired:
+            why, final = "ssh hung for 15 s", False
+        if final or time.monotonic() > deadline:
+            raise TestHostError(f"{name}: ssh not working ({why})\n{_logs(hs.container(name))}")
         time.sleep(0.1)
 
 
@@ -303,22 +337,28 @@ def _write_files(hs: HostSet) -> None:
             f"    UserKnownHostsFile {hs.known_hosts_path}\n"
             f"    StrictHostKeyChecking yes\n"
             f"    BatchMode yes\n"
-            f"    ConnectTimeout 10\n")
+            f"    ConnectTimeout 10\n"
+        )
     hs.ssh_config_path.write_text("\n".join(blocks))
 
-    common = (f"-o UserKnownHostsFile={shlex.quote(str(hs.known_hosts_path))}"
-              " -o StrictHostKeyChecking=yes")
+    common = f"-o UserKnownHostsFile={shlex.quote(str(hs.known_hosts_path))} -o StrictHostKeyChecking=yes"
     lines = ["[testhosts]"]
     for h in hs.hosts.values():
         lines.append(
             f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port} ansible_user={USER}"
             f" ansible_ssh_private_key_file={d / 'id_ed25519'}"
-            f" ansible_ssh_common_args='{common}'")
+            f" ansible_ssh_common_args='{common}'"
+        )
     hs.inventory_path.write_text("\n".join(lines) + "\n")
 
 
-def start_hosts(n: int, state_dir: str | os.PathLike[str], image: str = IMAGE,
-                label: str | None = None, extra_run_args: Sequence[str] = ()) -> HostSet:
+def start_hosts(
+    n: int,
+    state_dir: str | os.PathLike[str],
+    image: str = IMAGE,
+    label: str | None = None,
+    extra_run_args: Sequence[str] = (),
+) -> HostSet:
     """Start ``n`` hosts th1..thN in parallel and return once SSH works on all of them.
 
     ``label`` (default: a fresh ``rt-<hex>``) tags the containers and names them
@@ -371,18 +411,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (args.state_dir / STATE_FILE).exists():
                 old = HostSet.load(args.state_dir)
                 if _podman("ps", "-aq", "--filter", f"label={LABEL_KEY}={old.label}").stdout:
-                    print(f"hosts.py: {args.state_dir} has running hosts; run `down` first",
-                          file=sys.stderr)
+                    print(f"hosts.py: {args.state_dir} has running hosts; run `down` first", file=sys.stderr)
                     return 1
             build_images()
             t0 = time.monotonic()
             hs = start_hosts(args.n, args.state_dir, image=args.image, label=args.label)
-            print(f"{len(hs.names)} hosts up in {time.monotonic() - t0:.1f} s "
-                  f"(label {hs.label})")
+            print(f"{len(hs.names)} hosts up in {time.monotonic() - t0:.1f} s (label {hs.label})")
             for h in hs.hosts.values():
                 print(f"  {h.name}  127.0.0.1:{h.port}  {h.container}")
-            print(f"ssh -F {hs.ssh_config_path} th1\n"
-                  f"ansible -i {hs.inventory_path} all -m ping")
+            print(f"ssh -F {hs.ssh_config_path} th1\nansible -i {hs.inventory_path} all -m ping")
         else:
             hs = HostSet.load(args.state_dir)
             ids = stop_all(hs.label)

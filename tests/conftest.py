@@ -15,13 +15,14 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testhosts"))
 
-import hosts as th  # noqa: E402  (testhosts/ is not an installed package)
+import hosts as th  # testhosts/ is not an installed package
 
 HOST_FIXTURES = {"testhosts", "start_testhosts"}
 
@@ -47,12 +48,12 @@ def testhost_label() -> str:
 def testhost_images() -> None:
     """Build the host images when missing or out of date (~0.1 s when current)."""
     if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (run .ci/setup-podman.sh)")
+        pytest.fail("podman is not installed: run `bash .ci/setup-podman.sh` as root (or `bash .ci/run`)")
     th.build_images()
 
 
 @pytest.fixture(scope="session")
-def testhosts(testhost_images, testhost_label, tmp_path_factory) -> th.HostSet:
+def testhosts(testhost_images, testhost_label, tmp_path_factory) -> Iterator[th.HostSet]:
     reuse = os.environ.get("REMOTE_TRAINER_TESTHOSTS")
     if reuse:
         yield th.HostSet.load(reuse)
@@ -65,17 +66,22 @@ def testhosts(testhost_images, testhost_label, tmp_path_factory) -> th.HostSet:
 
 
 @pytest.fixture(scope="session")
-def start_testhosts(testhost_images, testhost_label, tmp_path_factory):
+def start_testhosts(testhost_images, testhost_label, tmp_path_factory) -> Iterator[Callable[..., th.HostSet]]:
     """Factory: ``start_testhosts(n=1, image=th.IMAGE, extra_run_args=()) -> HostSet``."""
     started: list[th.HostSet] = []
 
     def start(n: int = 1, image: str = th.IMAGE, **kwargs) -> th.HostSet:
         label = f"{testhost_label}-x{len(started) + 1}"
-        hs = th.start_hosts(n, tmp_path_factory.mktemp("testhosts-x"), image=image,
-                            label=label, **kwargs)
+        hs = th.start_hosts(n, tmp_path_factory.mktemp("testhosts-x"), image=image, label=label, **kwargs)
         started.append(hs)
         return hs
 
     yield start
+    errors = []
     for hs in started:
-        hs.stop()
+        try:
+            hs.stop()
+        except Exception as exc:  # remove the other sets anyway
+            errors.append(exc)
+    if errors:
+        raise errors[0]

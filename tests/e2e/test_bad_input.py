@@ -1,4 +1,4 @@
-"""Bad input: one clear error line naming the thing, a hint, a distinct exit code, no traceback, nothing left."""
+"""Bad input: one error line naming the thing, a hint, a distinct exit code, no traceback, nothing left."""
 
 from __future__ import annotations
 
@@ -102,7 +102,11 @@ def test_unknown_host_name(testhosts, tmp_path):
     # In a network namespace of its own, the name lookup fails without a packet leaving this machine.
     res = subprocess.run(
         ["unshare", "--net", DRIVER, "train", HELLO, "-i", str(inventory)],
-        capture_output=True, text=True, timeout=120, env=driver_env(tmp_path), cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=driver_env(tmp_path),
+        cwd=REPO,
     )
     assert_clean_failure(res, 70, "th1", tmp_path)
     assert "resolve" in res.stderr
@@ -111,8 +115,12 @@ def test_unknown_host_name(testhosts, tmp_path):
 def test_authentication_failure(testhosts, tmp_path):
     other_key = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
-    inventory = host_inventory(tmp_path, testhosts, ansible_ssh_private_key_file=str(other_key),
-                               ansible_ssh_extra_args="-o IdentitiesOnly=yes")
+    inventory = host_inventory(
+        tmp_path,
+        testhosts,
+        ansible_ssh_private_key_file=str(other_key),
+        ansible_ssh_extra_args="-o IdentitiesOnly=yes",
+    )
     res = run_driver(["train", HELLO, "-i", str(inventory)], tmp_path)
     assert_clean_failure(res, 71, "th1", tmp_path)
 
@@ -137,8 +145,11 @@ def test_unknown_host_key_is_refused_unless_accepted(testhosts, tmp_path):
 
     res = run_driver(["train", HELLO, "-i", str(inventory), "--accept-new-host-keys"], tmp_path)
     assert res.returncode == 0, res.stderr
-    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{testhosts.port('th1')}", "-f", str(known)],
-                           capture_output=True, text=True)
+    found = subprocess.run(
+        ["ssh-keygen", "-F", f"[127.0.0.1]:{testhosts.port('th1')}", "-f", str(known)],
+        capture_output=True,
+        text=True,
+    )
     assert found.returncode == 0, "the accepted key was not remembered"
 
 

@@ -40,7 +40,16 @@ def test_hello_on_a_container_host(testhosts, tmp_path):
 def test_first_line_arrives_while_the_script_runs(testhosts, tmp_path):
     marker = f"/tmp/marker-{uuid.uuid4().hex}"
     proc = start_driver(
-        ["train", str(SCRIPTS / "wait_marker.py"), "-i", str(testhosts.inventory_path), "-l", "th1", "--", marker],
+        [
+            "train",
+            str(SCRIPTS / "wait_marker.py"),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--",
+            marker,
+        ],
         tmp_path,
     )
     try:
@@ -81,8 +90,16 @@ def test_arguments_and_env_reach_the_script_unchanged(where, testhosts, tmp_path
     names = ",".join(env_expected)
     target = ["-i", str(testhosts.inventory_path), "-l", "th1"] if where == "ssh" else []
     res = run_driver(
-        ["train", str(SCRIPTS / "echo_args.py"), *target, "--env", f"ECHO_ENV_NAMES={names}", *env_args,
-         "--", *NASTY],
+        [
+            "train",
+            str(SCRIPTS / "echo_args.py"),
+            *target,
+            "--env",
+            f"ECHO_ENV_NAMES={names}",
+            *env_args,
+            "--",
+            *NASTY,
+        ],
         tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -97,15 +114,27 @@ def test_env_values_stay_out_of_argv_and_artifacts(testhosts, tmp_path):
     """`--env NAME` takes the value from the driver's environment: it is in no argv, file or artifact."""
     secret = f"s3cr3t-{uuid.uuid4().hex}"
     res = run_driver(
-        ["train", str(SCRIPTS / "echo_args.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
-         "--env", "TOKEN", "--env", "ECHO_ENV_NAMES=TOKEN"],
+        [
+            "train",
+            str(SCRIPTS / "echo_args.py"),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--env",
+            "TOKEN",
+            "--env",
+            "ECHO_ENV_NAMES=TOKEN",
+        ],
         tmp_path,
         extra_env={"TOKEN": secret},
     )
     assert res.returncode == 0, res.stderr
     assert secret in res.stdout  # the script got it...
     for path in tmp_path.rglob("*"):
-        if path.is_file() and not path.name.endswith(".log"):  # ...the relayed output copy holds what it printed
+        if path.is_file() and not path.name.endswith(
+            ".log"
+        ):  # ...the relayed output copy holds what it printed
             assert secret not in path.read_text(errors="replace"), path
     job_dirs = testhosts.ssh("th1", "grep -rl " + secret + " ~/.remote-trainer/jobs/*/.rt || true").stdout
     assert job_dirs.strip() == ""
@@ -113,8 +142,19 @@ def test_env_values_stay_out_of_argv_and_artifacts(testhosts, tmp_path):
 
 @pytest.mark.parametrize(("args", "code"), [(["0"], 0), (["3"], 3), (["signal", "SIGKILL"], 137)])
 def test_exit_code_of_the_script_is_the_drivers(args, code, testhosts, tmp_path):
-    res = run_driver(["train", str(SCRIPTS / "exit_with.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
-                      "--", *args], tmp_path)
+    res = run_driver(
+        [
+            "train",
+            str(SCRIPTS / "exit_with.py"),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--",
+            *args,
+        ],
+        tmp_path,
+    )
     assert res.returncode == code, res.stderr
     assert res.stdout.splitlines() == ["about to end"]
 
@@ -122,8 +162,23 @@ def test_exit_code_of_the_script_is_the_drivers(args, code, testhosts, tmp_path)
 def test_timeout_stops_the_job_and_exits_124(testhosts, tmp_path):
     tag = uuid.uuid4().hex
     start = time.monotonic()
-    res = run_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
-                      "--timeout", "3s", "--grace", "2s", "--", tag], tmp_path)
+    res = run_driver(
+        [
+            "train",
+            str(SCRIPTS / "sleeper.py"),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--timeout",
+            "3s",
+            "--grace",
+            "2s",
+            "--",
+            tag,
+        ],
+        tmp_path,
+    )
     assert res.returncode == 124, res.stderr
     assert f"sleeping {tag}" in res.stdout
     assert time.monotonic() - start < 30
@@ -133,8 +188,9 @@ def test_timeout_stops_the_job_and_exits_124(testhosts, tmp_path):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_the_driver_stops_the_job(sig, code, testhosts, tmp_path):
     tag = uuid.uuid4().hex
-    proc = start_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", str(testhosts.inventory_path),
-                         "--", tag], tmp_path)
+    proc = start_driver(
+        ["train", str(SCRIPTS / "sleeper.py"), "-i", str(testhosts.inventory_path), "--", tag], tmp_path
+    )
     try:
         read_until(proc, f"sleeping {tag}")
         assert testhosts.pids_matching("th1", tag) and testhosts.pids_matching("th2", tag)
@@ -151,7 +207,8 @@ def test_signal_to_the_driver_stops_the_job(sig, code, testhosts, tmp_path):
 def test_two_hosts_run_in_parallel_with_prefixed_lines(testhosts, tmp_path):
     marker = f"/tmp/marker-{uuid.uuid4().hex}"
     proc = start_driver(
-        ["train", str(SCRIPTS / "wait_marker.py"), "-i", str(testhosts.inventory_path), "--", marker], tmp_path
+        ["train", str(SCRIPTS / "wait_marker.py"), "-i", str(testhosts.inventory_path), "--", marker],
+        tmp_path,
     )
     try:
         seen = read_until(proc, "ready")
@@ -168,8 +225,10 @@ def test_two_hosts_run_in_parallel_with_prefixed_lines(testhosts, tmp_path):
 
 
 def test_ten_thousand_lines_arrive_complete_and_in_order(testhosts, tmp_path):
-    res = run_driver(["train", str(SCRIPTS / "flood.py"), "-i", str(testhosts.inventory_path), "-l", "th1",
-                      "--", "10000"], tmp_path)
+    res = run_driver(
+        ["train", str(SCRIPTS / "flood.py"), "-i", str(testhosts.inventory_path), "-l", "th1", "--", "10000"],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [f"line {i}" for i in range(10000)]
     assert error_lines(res.stderr) == []

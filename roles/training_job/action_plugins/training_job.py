@@ -16,7 +16,6 @@ or `out`), `h` (inventory host), and for `out` the log offset `o` and base64 byt
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -120,7 +119,7 @@ class ActionModule(ActionBase):
         job = shlex.quote(args["job_id"])
         cmd = (
             f"umask 077 && mkdir -p {root} && cd {root} && mkdir {job} && cd {job} && "
-            f"tar -xzf - && exec {self._py} -S .rt/jobctl.py launch \"$PWD\""
+            f'tar -xzf - && exec {self._py} -S .rt/jobctl.py launch "$PWD"'
         )
         res = self._low_level_execute_command(cmd, sudoable=False, in_data=payload)
         info = self._last_json(res.get("stdout", ""))

@@ -22,6 +22,7 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
 """
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -54,7 +55,7 @@ def _read(path):
 def _alive(pid):
     """True when pid runs and is not a zombie (orphans can be reaped late)."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         try:
@@ -77,7 +78,7 @@ def _session_members(sid, exclude=()):
         if pid in exclude:
             continue
         try:
-            with open("/proc/%s/stat" % name) as f:
+            with open(f"/proc/{name}/stat") as f:
                 stat = f.read()
         except OSError:
             continue
@@ -92,16 +93,12 @@ def _session_members(sid, exclude=()):
 def _signal_job(launcher_pid, pgid, sig):
     """Send sig to the script's process group and to every other process of the job's session."""
     if pgid:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pgid, sig)
-        except OSError:
-            pass
     if launcher_pid and os.path.isdir("/proc"):
         for pid in _session_members(launcher_pid, exclude=(launcher_pid,)):
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, sig)
-            except OSError:
-                pass
 
 
 def _out(obj):
@@ -154,8 +151,8 @@ def _run_launcher(job, p, spec):
             close_fds=True,
         )
     except OSError as exc:
-        os.write(log, ("remote-trainer: cannot start %s: %s\n" % (spec["argv"][0], exc)).encode())
-        _write_atomic(p["ended"], "%.3f" % time.time())
+        os.write(log, ("remote-trainer: cannot start {}: {}\n".format(spec["argv"][0], exc)).encode())
+        _write_atomic(p["ended"], f"{time.time():.3f}")
         _write_atomic(p["rc"], "127")
         return
     _write_atomic(p["pgid"], str(proc.pid))
@@ -168,7 +165,7 @@ def _run_launcher(job, p, spec):
     while _session_members(me, exclude=(me,)) and time.time() < deadline:
         time.sleep(0.05)
     _signal_job(me, proc.pid, signal.SIGKILL)
-    _write_atomic(p["ended"], "%.3f" % time.time())
+    _write_atomic(p["ended"], f"{time.time():.3f}")
     _write_atomic(p["rc"], str(rc))
 
 
@@ -187,7 +184,7 @@ def cmd_launch(job):
         for target in (0, 1, 2):
             os.dup2(fd, target)
         _write_atomic(p["launcher"], str(os.getpid()))
-        _write_atomic(p["started"], "%.3f" % time.time())
+        _write_atomic(p["started"], f"{time.time():.3f}")
         os.write(w, b"x")
         os.close(w)
         try:
@@ -294,7 +291,7 @@ def main(argv):
     elif cmd == "status":
         cmd_status(job)
     else:
-        raise SystemExit("unknown command %r" % cmd)
+        raise SystemExit(f"unknown command {cmd!r}")
 
 
 if __name__ == "__main__":

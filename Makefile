@@ -1,0 +1,43 @@
+# remote-trainer developer entry points. `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+HOSTS_STATE ?= .state/testhosts
+HOSTS ?= 2
+
+.PHONY: help install lint test test-e2e bench hosts-up hosts-down images clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/driver: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools.
+
+lint: install  ## ruff, yamllint and ansible-lint (production profile).
+	$(BIN)/ruff check driver tests testhosts bench roles
+	$(BIN)/ruff format --check driver tests testhosts bench roles
+	$(BIN)/yamllint --strict .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
+
+test: lint  ## The whole suite: lint, then every test against real hosts (needs podman: see .ci/run).
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
+
+images:  ## Build the sshd test host images (once; skipped when current).
+	bash testhosts/build-image.sh
+
+hosts-up: install images  ## Start $(HOSTS) sshd test hosts; inventory in $(HOSTS_STATE)/inventory.ini.
+	$(PY) testhosts/hosts.py up $(HOSTS) $(HOSTS_STATE)
+
+hosts-down:  ## Remove the test hosts started by hosts-up.
+	$(PY) testhosts/hosts.py down $(HOSTS_STATE)
+
+bench: install images  ## Launch overhead and relay latency against a test host (prints numbers).
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
+
+clean:  ## Remove the venv and local state of the dev tools.
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Does nothing: the launch-overhead benchmark's script."""
