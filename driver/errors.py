@@ -33,6 +33,7 @@ Exit codes:
   1-123    the script's own exit code (the first non-zero one over the hosts)
   124      --timeout reached; the job was stopped on every host
   125      the driver failed in an unexpected way (see the message)
+  127      the script could not be started on the host (e.g. --python not found)
   128+N    the script died from signal N (e.g. 137 = SIGKILL)
   130      interrupted (Ctrl+C); the job was stopped on every host
   143      the driver got SIGTERM; the job was stopped on every host

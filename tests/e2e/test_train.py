@@ -232,3 +232,71 @@ def test_ten_thousand_lines_arrive_complete_and_in_order(testhosts, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [f"line {i}" for i in range(10000)]
     assert error_lines(res.stderr) == []
+
+
+def test_workdir_is_staged_as_the_scripts_cwd(testhosts, tmp_path):
+    work = tmp_path / "project"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "numbers.txt").write_text("1 2 3\n")
+    (work / "train.py").write_text(
+        "import os\nprint(os.path.basename(os.getcwd()), open('data/numbers.txt').read().split())\n"
+    )
+    res = run_driver(
+        [
+            "train",
+            str(work / "train.py"),
+            "--workdir",
+            str(work),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+        ],
+        tmp_path / "state",
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "work ['1', '2', '3']\n"
+
+
+def test_concurrent_jobs_on_one_host_have_private_directories(testhosts, tmp_path):
+    script = tmp_path / "own_file.py"
+    script.write_text(
+        "import os, sys, time\nopen('mine.txt', 'w').write(sys.argv[1])\ntime.sleep(1)\n"
+        "print(os.getcwd(), open('mine.txt').read(), oct(os.stat('..').st_mode & 0o777))\n"
+    )
+    procs = [
+        start_driver(
+            ["train", str(script), "-i", str(testhosts.inventory_path), "-l", "th1", "--", f"job{i}"],
+            tmp_path,
+        )
+        for i in range(3)
+    ]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert [o[1] for o in outs] == ["job0", "job1", "job2"]
+    assert len({o[0] for o in outs}) == 3
+    assert {o[2] for o in outs} == {"0o700"}
+
+
+def test_each_job_has_a_local_record(testhosts, tmp_path):
+    res = run_driver(
+        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(testhosts.inventory_path), "-l", "th1", "--", "3"],
+        tmp_path,
+    )
+    assert res.returncode == 3
+    (job,) = (tmp_path / "jobs").iterdir()
+    record = json.loads((job / "job.json").read_text())
+    assert record["id"] == job.name
+    assert record["state"] == "ended" and record["exit_code"] == 3
+    assert (job / "runner" / "artifacts" / "run" / "status").read_text() == "successful"
+    assert (job / "logs" / "th1.log").read_text() == "about to end\n"
+    assert testhosts.ssh("th1", f"cat ~/.remote-trainer/jobs/{job.name}/rc").stdout.strip() == "3"
+
+
+def test_python_that_does_not_exist_exits_127(testhosts, tmp_path):
+    res = run_driver(
+        ["train", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1", "--python", "/opt/no/python"],
+        tmp_path,
+    )
+    assert res.returncode == 127, res.stderr
+    assert "cannot start /opt/no/python" in res.stdout
