@@ -16,6 +16,7 @@ or `out`), `h` (inventory host), and for `out` the log offset `o` and base64 byt
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -75,7 +76,12 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "?") if task_vars else "?"
         self._host = host
         self._task_vars = task_vars
-        self._py = shlex.quote(args.get("helper_python") or "python3")
+        helper = args.get("helper_python") or "python3"
+        # `auto*` names ask Ansible's module interpreter discovery; the helper just needs a python3.
+        self._py = shlex.quote("python3" if helper.startswith("auto") else helper)
+        # Under ansible-runner the driver decodes relay records; under plain ansible-playbook print lines.
+        self._records = os.environ.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
+        self._partial = b""
         payload = self._build_payload(args)
         job_dir = self._launch(args, payload, result)
         if job_dir is None:
@@ -181,6 +187,8 @@ class ActionModule(ActionBase):
                 self._relay({"k": "out", "o": offset, "d": st["data"]})
                 offset += st["n"]
             if st["eof"]:
+                if self._partial and not self._records:
+                    display.display(f"[{self._host}] {self._partial.decode('utf-8', 'replace')}")
                 return {"rt_rc": st["rc"], "rt_cancelled": cancelled, "rt_bytes": offset}
             if st["rc"] is None and not st["alive"] and st["n"] == 0:
                 return {
@@ -205,7 +213,13 @@ class ActionModule(ActionBase):
     # -- helpers --------------------------------------------------------------------------------
     def _relay(self, record: dict) -> None:
         record["h"] = self._host
-        display.display(RELAY_MARKER + " " + json.dumps(record, separators=(",", ":")))
+        if self._records:
+            display.display(RELAY_MARKER + " " + json.dumps(record, separators=(",", ":")))
+        elif record["k"] == "out":
+            lines = (self._partial + base64.b64decode(record["d"])).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                display.display(f"[{self._host}] {line.decode('utf-8', 'replace')}")
 
     @staticmethod
     def _read_reason(path: str) -> str:
