@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -45,6 +46,23 @@ def job_dir(job_id: str) -> Path:
 
 # A socket path is at most 107 bytes: the directory, '/', 40 hex of %C and ssh's 17-byte temp suffix.
 _MAX_CP_DIR = 107 - 1 - 40 - 17
+
+
+def tools_dir() -> Path:
+    """A directory holding only links to the Ansible commands installed beside the driver's python.
+
+    Prepended to PATH for ansible-runner, so that the Ansible of the driver's venv runs even when that
+    venv is not activated, without also putting the venv's `python3` first for the job itself.
+    """
+    path = state_dir() / "bin"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    here = Path(sys.executable).parent
+    for name in ("ansible-playbook", "ansible-inventory", "ansible-galaxy", "ansible-config"):
+        target, link = here / name, path / name
+        if target.exists() and (not link.is_symlink() or link.readlink() != target):
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+    return path
 
 
 def control_path_dir() -> Path:

@@ -26,6 +26,8 @@ EXIT_AUTH_FAILED = 71
 EXIT_HOST_KEY = 72
 EXIT_NO_PYTHON = 73
 EXIT_BAD_WORKDIR = 74
+EXIT_REQUIREMENTS_FAILED = 75
+EXIT_BAD_REQUIREMENTS = 76
 
 HELP_EXIT_CODES = """\
 Exit codes:
@@ -48,7 +50,9 @@ Exit codes:
   71       SSH authentication failed
   72       host key verification failed (unknown or changed key)
   73       no usable python on the host
-  74       --workdir missing or not a directory"""
+  74       --workdir missing or not a directory
+  75       requirements could not be installed on a host (pip or system packages)
+  76       --requirements file or --wheelhouse missing"""
 
 
 class DriverError(Exception):
@@ -106,6 +110,14 @@ class HostKeyFailed(DriverError):
 
 class NoPython(DriverError):
     exit_code = EXIT_NO_PYTHON
+
+
+class RequirementsFailed(DriverError):
+    exit_code = EXIT_REQUIREMENTS_FAILED
+
+
+class BadRequirements(DriverError):
+    exit_code = EXIT_BAD_REQUIREMENTS
 
 
 class AnsibleFailure(DriverError):

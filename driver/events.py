@@ -15,6 +15,7 @@ from driver.errors import (
     HostKeyFailed,
     HostUnreachable,
     NoPython,
+    RequirementsFailed,
 )
 
 log = logging.getLogger("driver.ansible")
@@ -56,12 +57,31 @@ class NoHosts:
 
 
 @dataclass
+class HostReport:
+    """What the remote_host role found and did on one host (its remote_host_report fact)."""
+
+    host: str
+    report: dict[str, Any]
+
+
+def describe_report(report: dict[str, Any]) -> str:
+    python = f"python {report.get('python')} ({report.get('python_version')})"
+    action = report.get("action")
+    if action == "none":
+        return f"{python}; no requirements"
+    where = f"venv {report.get('venv')}" if report.get("venv") else "user site-packages"
+    return f"{python}; requirements {'installed in' if action == 'installed' else 'ready in'} {where}"
+
+
+@dataclass
 class Translator:
     """Stateless apart from the messages Ansible printed outside tasks (such as inventory errors)."""
 
     messages: list[str] = field(default_factory=list)
 
-    def translate(self, event: dict[str, Any]) -> Output | Launched | HostOutcome | NoHosts | None:
+    def translate(
+        self, event: dict[str, Any]
+    ) -> Output | Launched | HostOutcome | HostReport | NoHosts | None:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if kind == "verbose":
@@ -76,11 +96,14 @@ class Translator:
             log.info("[%s] %s: %s", host, "changed" if res.get("changed") else "ok", data.get("task", ""))
             if "rt_rc" in res:
                 return HostOutcome(host, rc=res["rt_rc"], cancelled=res.get("rt_cancelled"))
+            report = (res.get("ansible_facts") or {}).get("remote_host_report")
+            if report:
+                return HostReport(host, report)
         elif kind == "runner_on_failed":
             res = data.get("res", {}) or {}
             msg = str(res.get("msg", "")).strip()
             log.info("[%s] failed: %s: %s", host, data.get("task", ""), msg)
-            return HostOutcome(host, error=failure_error(host, res))
+            return HostOutcome(host, error=failure_error(host, res, data.get("task_action", "")))
         elif kind == "runner_on_unreachable":
             msg = str((data.get("res", {}) or {}).get("msg", "")).strip()
             log.info("[%s] unreachable: %s", host, msg)
@@ -129,9 +152,27 @@ def unreachable_error(host: str, msg: str) -> DriverError:
     )
 
 
-def failure_error(host: str, res: dict[str, Any]) -> DriverError:
+def failure_error(host: str, res: dict[str, Any], action: str = "") -> DriverError:
     reason = res.get("rt_error")
     msg = str(res.get("msg", "")).strip()
+    if msg.startswith("no usable python"):
+        return NoPython(
+            msg, hint="install python3 (3.9 or newer) on the host, or set remote_host_python for it"
+        )
+    if action.endswith("pip"):
+        text = "\n".join(str(res.get(k, "")) for k in ("stderr", "stdout", "msg"))
+        errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
+        cause = errors[-1].removeprefix("ERROR:").strip() if errors else _last_line(msg)
+        return RequirementsFailed(
+            f"requirements could not be installed on {host}: {cause}",
+            hint="fix the requirement (name, version, index or wheelhouse) and run again; "
+            "the unfinished venv is rebuilt",
+        )
+    if action.endswith("package"):
+        return RequirementsFailed(
+            f"system packages could not be installed on {host}: {_last_line(msg)}",
+            hint="check the package names and that the user may escalate privileges (become)",
+        )
     if reason in ("no_python", "old_python"):
         return NoPython(
             f"no usable python on {host}: {_last_line(msg)}",

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +78,7 @@ def base_envvars(accept_new_host_keys: bool = False) -> dict[str, str]:
         # An inventory that does not parse is an error, not an empty inventory.
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         # The Ansible installed beside the driver's python wins, even when its venv is not on PATH.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
+        "PATH": os.pathsep.join([str(assets.tools_dir()), os.environ.get("PATH", os.defpath)]),
     }
     if accept_new_host_keys:
         env["ANSIBLE_SSH_ARGS"] = (

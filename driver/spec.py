@@ -9,11 +9,62 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver.errors import BadEnv, BadInventory, BadTimeout, BadWorkdir, ScriptIsDirectory, ScriptMissing
+from driver.errors import (
+    BadEnv,
+    BadInventory,
+    BadRequirements,
+    BadTimeout,
+    BadWorkdir,
+    ScriptIsDirectory,
+    ScriptMissing,
+)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class Requirements:
+    """What a host must have before the script runs (the remote_host role's variables).
+
+    Only what is set here is passed on, so that per-host values in the inventory are not overridden.
+    """
+
+    file: Path | None = None
+    packages: list[str] = field(default_factory=list)
+    python: str | None = None
+    interpreter: str | None = None
+    index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)
+    wheelhouse: Path | None = None
+    no_index: bool = False
+
+    def validate(self) -> None:
+        if self.file is not None and not self.file.is_file():
+            raise BadRequirements(
+                f"requirements file {str(self.file)!r} not found", hint="give an existing requirements file"
+            )
+        if self.wheelhouse is not None and not self.wheelhouse.is_dir():
+            raise BadRequirements(
+                f"wheelhouse {str(self.wheelhouse)!r} is not a directory",
+                hint="give a local directory of wheels (pip download -d DIR ...)",
+            )
+
+    def extravars(self) -> dict[str, object]:
+        given: dict[str, object] = {
+            "remote_host_requirements_file": str(self.file.resolve()) if self.file else None,
+            "remote_host_packages": self.packages or None,
+            "remote_host_python": self.python,
+            "remote_host_interpreter": self.interpreter,
+            "remote_host_index_url": self.index_url,
+            "remote_host_extra_index_urls": self.extra_index_urls or None,
+            "remote_host_find_links": self.find_links or None,
+            "remote_host_wheelhouse": str(self.wheelhouse.resolve()) if self.wheelhouse else None,
+            "remote_host_no_index": True if self.no_index else None,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass
@@ -25,8 +76,10 @@ class JobSpec:
     inventory: str | None = None
     limit: str | None = None
     workdir: Path | None = None
-    python: str = "python3"
+    python: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    requirements: Requirements = field(default_factory=Requirements)
+    provision: bool = True
     timeout: float | None = None
     grace: float = 10.0
     job_id: str = field(default_factory=lambda: new_job_id())
@@ -38,6 +91,7 @@ class JobSpec:
             check_workdir(self.workdir)
         if self.inventory is not None:
             check_inventory(self.inventory)
+        self.requirements.validate()
 
 
 def new_job_id() -> str:

@@ -159,4 +159,5 @@ def test_no_python_on_the_host(start_testhosts, tmp_path):
     bare = start_testhosts(1, image=th.IMAGE_NOPYTHON)
     res = run_driver(["train", HELLO, "-i", str(bare.inventory_path)], tmp_path)
     assert_clean_failure(res, 73, "th1", tmp_path)
-    assert bare.ssh("th1", "ls -A ~/.remote-trainer/jobs").stdout == ""
+    assert bare.ssh("th1", "ls -A ~/.remote-trainer/jobs 2>/dev/null; true").stdout == ""
+    assert "no usable python on th1" in res.stderr

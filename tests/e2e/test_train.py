@@ -293,10 +293,12 @@ def test_each_job_has_a_local_record(testhosts, tmp_path):
     assert testhosts.ssh("th1", f"cat ~/.remote-trainer/jobs/{job.name}/rc").stdout.strip() == "3"
 
 
-def test_python_that_does_not_exist_exits_127(testhosts, tmp_path):
-    res = run_driver(
-        ["train", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1", "--python", "/opt/no/python"],
-        tmp_path,
-    )
+def test_python_that_does_not_exist(testhosts, tmp_path):
+    where = ["-i", str(testhosts.inventory_path), "-l", "th1", "--python", "/opt/no/python"]
+    res = run_driver(["train", HELLO, *where], tmp_path)
+    assert res.returncode == 73, res.stderr
+    assert "no usable python on th1: looked for /opt/no/python" in res.stderr
+    # Without the host check the script's start fails on the host, as a shell's would: 127.
+    res = run_driver(["train", HELLO, *where, "--no-provision"], tmp_path)
     assert res.returncode == 127, res.stderr
     assert "cannot start /opt/no/python" in res.stdout

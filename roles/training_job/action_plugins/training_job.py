@@ -60,6 +60,7 @@ class ActionModule(ActionBase):
             "script",
             "workdir",
             "spec_file",
+            "job_env",
             "python",
             "helper_python",
             "timeout",
@@ -115,7 +116,10 @@ class ActionModule(ActionBase):
                 _add_bytes(tar, ".rt/jobctl.py", f.read(), 0o700)
             spec = {
                 "argv": [args.get("python") or "python3", rel, *spec_in.get("args", [])],
-                "env": spec_in.get("env", {}),
+                "env": {
+                    **{str(k): str(v) for k, v in (args.get("job_env") or {}).items()},
+                    **spec_in.get("env", {}),
+                },
             }
             _add_bytes(tar, ".rt/spec.json", json.dumps(spec).encode())
         return buf.getvalue()

@@ -1,0 +1,80 @@
+"""Command-line options shared by several commands (click decorators) and their conversion to specs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from driver.spec import Requirements
+
+F = Callable[..., Any]
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+hosts_options = _stack(
+    click.option(
+        "-i", "--inventory", help="Ansible inventory: file, directory or comma list. Default: this machine."
+    ),
+    click.option("-l", "--limit", help="Host pattern selecting the inventory hosts."),
+    click.option(
+        "--accept-new-host-keys",
+        is_flag=True,
+        help="Accept and remember the key of a host not yet in known_hosts (a changed key still fails).",
+    ),
+    click.option("-v", "--verbose", count=True, help="Show Ansible's progress (-v), and details (-vv)."),
+    click.option("--debug", is_flag=True, help="Show a traceback on errors."),
+)
+
+requirements_options = _stack(
+    click.option("--python", "python", help="Interpreter on the host (default: the newest python3 >= 3.9)."),
+    click.option(
+        "-r",
+        "--requirements",
+        type=click.Path(path_type=Path),
+        help="Requirements file to install on the host.",
+    ),
+    click.option("--packages", multiple=True, metavar="SPECS", help="Packages to install (space-separated)."),
+    click.option(
+        "--interpreter",
+        type=click.Choice(["virtualenv", "system"]),
+        help="Install into a cached venv (default) or for the user into the system python.",
+    ),
+    click.option("--index-url", help="pip --index-url for the host."),
+    click.option(
+        "--extra-index-url", "extra_index_urls", multiple=True, help="pip --extra-index-url (repeatable)."
+    ),
+    click.option("--find-links", multiple=True, help="pip --find-links location on the host (repeatable)."),
+    click.option(
+        "--wheelhouse",
+        type=click.Path(path_type=Path),
+        help="Local directory of wheels copied to the host and used by pip (offline hosts).",
+    ),
+    click.option("--no-index", is_flag=True, help="pip --no-index: only --find-links and --wheelhouse."),
+)
+
+
+def requirements_from(params: dict[str, Any]) -> Requirements:
+    """Pop the requirements options out of a command's parameters."""
+    packages = [spec for group in params.pop("packages") for spec in group.split()]
+    return Requirements(
+        file=params.pop("requirements"),
+        packages=packages,
+        python=params.pop("python"),
+        interpreter=params.pop("interpreter"),
+        index_url=params.pop("index_url"),
+        extra_index_urls=list(params.pop("extra_index_urls")),
+        find_links=list(params.pop("find_links")),
+        wheelhouse=params.pop("wheelhouse"),
+        no_index=params.pop("no_index"),
+    )

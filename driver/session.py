@@ -1,0 +1,116 @@
+"""One playbook run as the driver sees it: events in, per-host outcomes and reports out, errors typed."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from driver import playbook
+from driver.errors import AnsibleFailure, BadInventory, DriverError, NoHostsMatched
+from driver.events import HostOutcome, HostReport, NoHosts, Translator
+
+log = logging.getLogger("driver.session")
+
+
+def local_inventory(path: Path) -> str:
+    """This machine over the local connection, with the driver's own python for Ansible's side."""
+    path.write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n", encoding="utf-8"
+    )
+    return str(path)
+
+
+@contextmanager
+def signals(handler: Callable[[str], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to handler for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda s, f: handler("SIGINT")),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: handler("SIGTERM")),
+    }
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Session:
+    """Collects what a playbook run reports; subclasses add what their verb needs (see train._Job)."""
+
+    def __init__(self, inventory: str | None, limit: str | None, local: Path) -> None:
+        self.inventory = inventory
+        self.limit = limit
+        self.local = local
+        self.translator = Translator()
+        self.outcomes: list[HostOutcome] = []
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.no_hosts = False
+        self.run: playbook.PlaybookRun | None = None
+        self._scrubbed = False
+
+    def on_event(self, event: dict[str, Any]) -> bool:
+        """ansible-runner's event_handler: True keeps the event in the runner artifacts."""
+        if not self._scrubbed and self.run is not None:
+            self.run.scrub_artifacts()
+            self._scrubbed = True
+        item = self.translator.translate(event)
+        if isinstance(item, NoHosts):
+            self.no_hosts = True
+        elif isinstance(item, HostReport):
+            self.reports[item.host] = item.report
+        elif isinstance(item, HostOutcome):
+            self.outcomes.append(item)
+        return self.handle(item)
+
+    def handle(self, item: object) -> bool:
+        return True
+
+    def first_failure(self) -> HostOutcome | None:
+        """The first host (in time) that failed or whose script exited non-zero."""
+        return next((o for o in self.outcomes if o.error is not None or o.rc), None)
+
+    def raise_for_hosts(self) -> None:
+        """Raise the error of the run as a whole: no host matched, or Ansible ended before any host."""
+        if self.no_hosts:
+            raise no_hosts_error(self.inventory, self.limit)
+        failed = self.first_failure()
+        if failed is not None and failed.error is not None:
+            raise failed.error
+        if not self.outcomes and not self.reports:
+            raise self.early_failure()
+
+    def early_failure(self) -> DriverError:
+        """Ansible ended before any host did anything: tell why from what it printed."""
+        text = "\n".join(self.translator.messages)
+        status = f"{self.run.status}, rc {self.run.rc}" if self.run else "not started"
+        if "no hosts to target" in text or "hosts list is empty" in text:
+            return no_hosts_error(self.inventory, self.limit)
+        if "inventory" in text.lower():
+            causes = [line.strip() for line in text.splitlines() if "Failed to parse" in line]
+            return BadInventory(
+                f"inventory {self.inventory!r} could not be parsed" + (f": {causes[-1]}" if causes else ""),
+                hint="check its syntax with `ansible-inventory -i INVENTORY --list`",
+            )
+        last = text.strip().splitlines()[-1] if text.strip() else "no message"
+        return AnsibleFailure(
+            f"ansible-playbook ended ({status}) before the job ran: {last}",
+            hint=f"rerun with -vv; runner artifacts are in {self.local / 'runner'}",
+        )
+
+
+def no_hosts_error(inventory: str | None, limit: str | None) -> NoHostsMatched:
+    where = f"inventory {inventory!r}" if inventory else "the local inventory"
+    what = f"--limit {limit!r}" if limit else "any host"
+    return NoHostsMatched(
+        f"{what} matches no host of {where}",
+        hint="list the inventory's hosts with `ansible-inventory -i INVENTORY --graph` and fix --limit",
+    )
