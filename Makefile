@@ -4,8 +4,11 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 HOSTS_STATE ?= .state/testhosts
 HOSTS ?= 2
+# Small real packages that the provisioning tests serve to hosts from a local wheelhouse.
+TEST_WHEELS := six==1.16.0 iniconfig==2.0.0
+WHEELHOUSE := .state/wheelhouse
 
-.PHONY: help install lint test test-e2e bench hosts-up hosts-down images clean
+.PHONY: help install lint test bench hosts-up hosts-down images wheelhouse clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,7 +27,10 @@ lint: install  ## ruff, yamllint and ansible-lint (production profile).
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
 
-test: lint  ## The whole suite: lint, then every test against real hosts (needs podman: see .ci/run).
+wheelhouse: install  ## Download the test wheels (the tests' hosts install from it, offline).
+	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
+
+test: lint wheelhouse  ## The whole suite: lint, then every test against real hosts (needs podman: see .ci/run).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
 
 images:  ## Build the sshd test host images (once; skipped when current).

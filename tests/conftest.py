@@ -85,3 +85,15 @@ def start_testhosts(testhost_images, testhost_label, tmp_path_factory) -> Iterat
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+WHEELHOUSE = Path(__file__).resolve().parents[1] / ".state" / "wheelhouse"
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """Local wheels of small real packages (six, iniconfig), downloaded by `make wheelhouse`."""
+    wheels = sorted(p.name for p in WHEELHOUSE.glob("*.whl")) if WHEELHOUSE.is_dir() else []
+    if not any(w.startswith("six-") for w in wheels) or not any(w.startswith("iniconfig-") for w in wheels):
+        pytest.fail(f"the test wheelhouse {WHEELHOUSE} is incomplete: run `make wheelhouse`")
+    return WHEELHOUSE

@@ -1,0 +1,203 @@
+"""`driver provision` and the remote_host role against real sshd hosts (packages from a local wheelhouse)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+
+import hosts as th
+from driverproc import error_lines, run_driver
+
+
+def provision(hs, tmp_path, *args: str, inventory=None):
+    return run_driver(["provision", "-i", str(inventory or hs.inventory_path), *args], tmp_path, timeout=300)
+
+
+def venv_of(stdout: str, host: str) -> str:
+    match = re.search(rf"^{host}: .* (?:installed in|ready in) venv (\S+)$", stdout, re.M)
+    assert match, stdout
+    return match.group(1)
+
+
+def test_requirements_on_two_hosts_then_cached_and_a_second_set_beside(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(2)
+    req = tmp_path / "requirements.txt"
+    req.write_text("six==1.16.0\n")
+    offline = ["--wheelhouse", str(wheelhouse), "--no-index"]
+
+    start = time.monotonic()
+    first = provision(hs, tmp_path, "-r", str(req), *offline)
+    first_time = time.monotonic() - start
+    assert first.returncode == 0, first.stderr
+    for host in ("th1", "th2"):
+        assert f"{host}: python /usr/bin/python3" in first.stdout
+        venv = venv_of(first.stdout, host)
+        assert "requirements installed in" in first.stdout
+        got = hs.ssh(host, f"{venv}/bin/python -c 'import six; print(six.__version__)'").stdout
+        assert got == "1.16.0\n"
+
+    start = time.monotonic()
+    again = provision(hs, tmp_path, "-r", str(req), *offline)
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - start < first_time
+    assert again.stdout.count("requirements ready in venv") == 2
+    assert venv_of(again.stdout, "th1") == venv_of(first.stdout, "th1")
+
+    second = provision(hs, tmp_path, "-r", str(req), "--packages", "iniconfig==2.0.0", *offline)
+    assert second.returncode == 0, second.stderr
+    other = venv_of(second.stdout, "th1")
+    assert other != venv_of(first.stdout, "th1")
+    ready = hs.ssh("th1", "ls ~/.cache/remote-trainer/venvs/*/.ready | wc -l").stdout.strip()
+    assert ready == "2"
+    hs.ssh("th1", f"{other}/bin/python -c 'import six, iniconfig'")
+
+
+def test_train_runs_the_script_with_the_venv(testhosts, wheelhouse, tmp_path):
+    script = tmp_path / "uses_six.py"
+    script.write_text("import sys, six\nprint(six.__version__, sys.prefix)\n")
+    res = run_driver(
+        [
+            "train",
+            str(script),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--packages",
+            "six==1.16.0",
+            "--wheelhouse",
+            str(wheelhouse),
+            "--no-index",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    version, prefix = res.stdout.split()
+    assert version == "1.16.0"
+    assert "/.cache/remote-trainer/venvs/" in prefix
+
+
+def test_offline_host_is_provisioned_from_the_wheelhouse(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    pid = th._podman("inspect", "-f", "{{.State.Pid}}", hs.container("th1")).stdout.strip()
+    # No route out of the host: only its own subnet (where the published SSH port arrives) is reachable.
+    subprocess.run(["nsenter", "-t", pid, "-n", "ip", "route", "del", "default"], check=True)
+    routes = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "ip", "route"], capture_output=True, text=True
+    ).stdout
+    assert "default" not in routes
+    res = provision(
+        hs,
+        tmp_path,
+        "--packages",
+        "six==1.16.0 iniconfig==2.0.0",
+        "--wheelhouse",
+        str(wheelhouse),
+        "--no-index",
+    )
+    assert res.returncode == 0, res.stderr
+    venv = venv_of(res.stdout, "th1")
+    hs.ssh("th1", f"{venv}/bin/python -c 'import six, iniconfig'")
+
+
+def test_missing_package_fails_clearly_and_a_half_built_venv_is_not_reused(
+    start_testhosts, wheelhouse, tmp_path
+):
+    hs = start_testhosts(1)
+    res = provision(
+        hs,
+        tmp_path,
+        "--packages",
+        "no-such-package-xyz",
+        "--find-links",
+        "/home/trainer/wheels",
+        "--no-index",
+    )
+    assert res.returncode == 75, res.stderr
+    (line,) = error_lines(res.stderr)
+    assert "th1" in line and "no-such-package-xyz" in line
+    assert "Traceback" not in res.stderr
+
+    # Same requirements set, failing half-way: the venv exists but is not marked ready.
+    args = ["--packages", "six==1.16.0", "--find-links", "/home/trainer/wheels", "--no-index"]
+    res = provision(hs, tmp_path, *args)
+    assert res.returncode == 75
+    assert "six" in error_lines(res.stderr)[0]
+    half = hs.ssh(
+        "th1",
+        "ls -d ~/.cache/remote-trainer/venvs/*/ | wc -l; ls ~/.cache/remote-trainer/venvs/*/.ready "
+        "2>/dev/null | wc -l",
+    ).stdout.split()
+    assert half == ["1", "0"]
+
+    wheel = next(wheelhouse.glob("six-*.whl"))
+    hs.ssh("th1", "mkdir -p wheels")
+    subprocess.run(
+        hs.ssh_argv("th1", f"cat > wheels/{shlex.quote(wheel.name)}"), stdin=wheel.open("rb"), check=True
+    )
+    res = provision(hs, tmp_path, *args)
+    assert res.returncode == 0, res.stderr
+    assert "requirements installed in venv" in res.stdout
+    hs.ssh("th1", f"{venv_of(res.stdout, 'th1')}/bin/python -c 'import six'")
+
+
+def test_python_outside_the_default_path_found_via_the_inventory(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    hs.exec(
+        "th1",
+        ["sh", "-c", "mkdir -p /opt/py/bin && mv /usr/bin/python3.11 /opt/py/bin/ && rm -f /usr/bin/python3"],
+    )
+    res = provision(hs, tmp_path)
+    assert res.returncode == 73, res.stderr
+    assert "no usable python on th1" in res.stderr
+
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        hs.inventory_path.read_text().replace(
+            "ansible_user=trainer", "ansible_user=trainer remote_host_python=/opt/py/bin/python3.11"
+        )
+    )
+    res = provision(
+        hs,
+        tmp_path,
+        "--packages",
+        "six==1.16.0",
+        "--wheelhouse",
+        str(wheelhouse),
+        "--no-index",
+        inventory=inventory,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "th1: python /opt/py/bin/python3.11" in res.stdout
+
+    script = tmp_path / "where.py"
+    script.write_text("import six, sys\nprint(sys.version_info[:2] >= (3, 9))\n")
+    res = run_driver(
+        [
+            "train",
+            str(script),
+            "-i",
+            str(inventory),
+            "--packages",
+            "six==1.16.0",
+            "--wheelhouse",
+            str(wheelhouse),
+            "--no-index",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "True\n"
+
+
+def test_no_python_at_all(start_testhosts, tmp_path):
+    hs = start_testhosts(1, image=th.IMAGE_NOPYTHON)
+    res = provision(hs, tmp_path)
+    assert res.returncode == 73
+    (line,) = error_lines(res.stderr)
+    assert line.startswith("error: no usable python on th1")
+    assert "Traceback" not in res.stderr
