@@ -131,7 +131,7 @@ def test_missing_package_fails_clearly_and_a_half_built_venv_is_not_reused(
         "ls -d ~/.cache/remote-trainer/venvs/*/ | wc -l; ls ~/.cache/remote-trainer/venvs/*/.ready "
         "2>/dev/null | wc -l",
     ).stdout.split()
-    assert half == ["1", "0"]
+    assert int(half[0]) >= 1 and half[1] == "0"  # venvs exist, none marked ready
 
     wheel = next(wheelhouse.glob("six-*.whl"))
     hs.ssh("th1", "mkdir -p wheels")
