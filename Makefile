@@ -8,7 +8,7 @@ HOSTS ?= 2
 TEST_WHEELS := six==1.16.0 iniconfig==2.0.0
 WHEELHOUSE := .state/wheelhouse
 
-.PHONY: help install lint test bench hosts-up hosts-down images wheelhouse clean
+.PHONY: help install lint test molecule bench hosts-up hosts-down images wheelhouse clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,8 +30,12 @@ lint: install  ## ruff, yamllint and ansible-lint (production profile).
 wheelhouse: install  ## Download the test wheels (the tests' hosts install from it, offline).
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
 
-test: lint wheelhouse  ## The whole suite: lint, then every test against real hosts (needs podman: see .ci/run).
+test: lint wheelhouse  ## The whole suite: lint, pytest and every molecule scenario, against real hosts (see .ci/run).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
+	$(MAKE) molecule
+
+molecule: install images wheelhouse  ## molecule test for every scenario in molecule/.
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test --all
 
 images:  ## Build the sshd test host images (once; skipped when current).
 	bash testhosts/build-image.sh
