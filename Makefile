@@ -46,8 +46,9 @@ hosts-up: install images  ## Start $(HOSTS) sshd test hosts; inventory in $(HOST
 hosts-down:  ## Remove the test hosts started by hosts-up.
 	$(PY) testhosts/hosts.py down $(HOSTS_STATE)
 
-bench: install images  ## Launch overhead and relay latency against a test host (prints numbers).
+bench: install images wheelhouse  ## Benchmarks against test hosts: launch overhead, relay latency, provisioning.
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/provision.py
 
 clean:  ## Remove the venv and local state of the dev tools.
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
