@@ -72,6 +72,24 @@ def relay_latency(
     return latencies, cpu / wall
 
 
+def idle_cpu(hs: th.HostSet, env: dict[str, str], seconds: float, noop_cpu: float) -> float:
+    """CPU share of one core that driver + Ansible use while a silent job runs (launch cost removed)."""
+    script = Path(tempfile.mkdtemp()) / "sleeper.py"
+    script.write_text(f"import time\ntime.sleep({seconds})\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([DRIVER, "train", str(script), "-i", str(hs.inventory_path)], env=env, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (cpu - noop_cpu) / seconds
+
+
+def cpu_of(argv: list[str], env: dict[str, str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def burst(hs: th.HostSet, env: dict[str, str], lines: int) -> tuple[float, float]:
     script = Path(tempfile.mkdtemp()) / "burst.py"
     script.write_text(
@@ -127,6 +145,11 @@ def main() -> None:
         timed(drv_argv, env)  # warm the connection
         driver_noop = median_of(args.runs, lambda: timed(drv_argv, env))
 
+        drv_bare = [*drv_argv, "--no-provision"]
+        bare_noop = median_of(args.runs, lambda: timed(drv_bare, env))
+        noop_cpu = statistics.median(cpu_of(drv_argv, env) for _ in range(3))
+        idle = idle_cpu(hs, env, 20, noop_cpu)
+
         lat, cpu_share = relay_latency(hs, env, period=0.137, duration=10)
         q = statistics.quantiles(lat, n=100)
         wall, cpu = burst(hs, env, 100_000)
@@ -136,6 +159,7 @@ def main() -> None:
             ("ssh host python3 noop.py (new connection)", ssh_noop),
             ("ansible-playbook, one command task (warm)", playbook_noop),
             ("driver train noop.py (warm)", driver_noop),
+            ("driver train --no-provision noop.py (warm)", bare_noop),
         ]:
             print(f"  {name:45s} {med:6.3f}  ({lo:.3f}-{hi:.3f})")
         print(
@@ -147,6 +171,7 @@ def main() -> None:
             f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, max {max(lat):.0f} ms; "
             f"driver+Ansible CPU {cpu_share * 100:.0f}% of one core"
         )
+        print(f"silent 20 s job: driver+Ansible CPU {idle * 100:.1f}% of one core (launch excluded)")
         print(f"burst of 100,000 lines: {wall:.2f} s wall (incl. launch), {cpu:.2f} s CPU of driver+ansible")
     finally:
         hs.stop()

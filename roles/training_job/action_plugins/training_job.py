@@ -175,8 +175,6 @@ class ActionModule(ActionBase):
             wait = poll_wait
             if cancelled is None and deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.monotonic()))
-            if cancelled is None and cancel_file:
-                wait = min(wait, 0.25)
             try:
                 st = self._jobctl(f"poll {shlex.quote(self._job_dir)} {offset} {wait:.3f} {max_chunk}")
                 unreachable_since = None
