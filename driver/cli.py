@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,6 +19,7 @@ from driver.errors import HELP_EXIT_CODES, DriverError
 from driver.events import describe_report
 from driver.options import hosts_options, requirements_from, requirements_options
 from driver.spec import JobSpec, parse_duration, parse_env
+from driver.staging import parse_size
 
 log = logging.getLogger("driver")
 
@@ -85,6 +87,19 @@ def main() -> None:
 )
 @click.option("--timeout", help="Stop the job after this long (e.g. 90s, 30m, 2h); exit 124.")
 @click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL on stop.")
+@click.option(
+    "-d", "--detach", is_flag=True, help="Start the job, print its id and return (see logs, status)."
+)
+@click.option(
+    "--output", default="outputs", show_default=True, help="Output directory, relative to the job's cwd."
+)
+@click.option(
+    "--output-dir", type=click.Path(path_type=Path), help="Local directory for the outputs (<host>/...)."
+)
+@click.option(
+    "--sync-every", metavar="DURATION", help="Also bring the outputs back this often while it runs."
+)
+@click.option("--max-workdir-size", default="2G", show_default=True, help="Refuse a larger --workdir.")
 def train(**params: Any) -> None:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
@@ -112,8 +127,16 @@ def train(**params: Any) -> None:
             grace=parse_duration(params["grace"]),
             requirements=requirements,
             provision=not params["no_provision"],
+            detach=params["detach"],
+            output=params["output"],
+            output_dir=params["output_dir"],
+            sync_every=parse_duration(params["sync_every"]) if params["sync_every"] else None,
+            max_workdir_size=parse_size(params["max_workdir_size"]),
         )
-        return run_train(spec, _write_line, accept_new_host_keys=params["accept_new_host_keys"]).exit_code
+        result = run_train(spec, _write_line, accept_new_host_keys=params["accept_new_host_keys"])
+        if result.detached:
+            _write_line(result.job_id)
+        return result.exit_code
 
     _run(debug, action)
 
@@ -147,5 +170,123 @@ def provision(**params: Any) -> None:
     _run(debug, action)
 
 
-main.add_command(train)
-main.add_command(provision)
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+@click.command(name="jobs")
+@click.option("-v", "--verbose", count=True, help="More detail.")
+def jobs_command(verbose: int) -> None:
+    """List the jobs of this machine's driver (newest last); `driver status JOB` refreshes one."""
+    from driver import jobs
+
+    _setup_logging(verbose)
+
+    def action() -> int:
+        rows = [("JOB", "SCRIPT", "HOSTS", "STATE", "STARTED", "ENDED", "EXIT")]
+        for r in jobs.all_records():
+            code = "-" if r.exit_code is None else str(r.exit_code)
+            hosts = ",".join(r.hosts) or "-"
+            rows.append((r.id, Path(r.script).name, hosts, r.state, _when(r.started), _when(r.ended), code))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            _write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        return 0
+
+    _run(False, action)
+
+
+@click.command()
+@click.argument("job")
+@click.option("-v", "--verbose", count=True, help="Show Ansible's progress (-v), and details (-vv).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def status(job: str, verbose: int, debug: bool) -> None:
+    """Ask the hosts how JOB is doing (running, ended with its exit code, or lost) and record it."""
+    from driver import control
+
+    _setup_logging(verbose)
+
+    def action() -> int:
+        record, outcomes = control.status(job)
+        _write_line(
+            f"job {record.id}: {record.state}"
+            + (f", exit code {record.exit_code}" if record.exit_code is not None else "")
+        )
+        for o in sorted(outcomes, key=lambda o: o.host):
+            rc = "" if o.rc is None else f" (exit code {o.rc})"
+            _write_line(
+                f"  {o.host}: {o.state}{rc}; started {_when(_float(o.result.get('rt_started')))}, "
+                f"ended {_when(_float(o.result.get('rt_ended')))}"
+            )
+        if record.output_dir and record.outputs_synced:
+            _write_line(f"  outputs: {record.output_dir}")
+        return 0
+
+    _run(debug, action)
+
+
+@click.command()
+@click.argument("job")
+@click.option("-f", "--follow", is_flag=True, help="Keep following until the job ends; exit with its code.")
+@click.option("--host", help="Only this host's log.")
+@click.option("-v", "--verbose", count=True, help="Show Ansible's progress (-v), and details (-vv).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def logs(job: str, follow: bool, host: str | None, verbose: int, debug: bool) -> None:
+    """Print JOB's log from the start, from every host (prefixed with the host when several).
+
+    With -f, follow it live until the job ends, then exit with the job's exit code. It works from any
+    terminal, after the driver that started the job was killed, the connection dropped or this machine
+    restarted; Ctrl+C stops following, not the job.
+    """
+    from driver import control
+
+    _setup_logging(verbose)
+    _run(debug, lambda: control.logs(job, _write_line, follow=follow, host=host))
+
+
+@click.command()
+@click.argument("job")
+@click.option("--grace", default="10s", show_default=True, help="Time between SIGTERM and SIGKILL.")
+@click.option("-v", "--verbose", count=True, help="Show Ansible's progress (-v), and details (-vv).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def cancel(job: str, grace: str, verbose: int, debug: bool) -> None:
+    """Stop JOB's process tree on every host (SIGTERM, then SIGKILL after --grace) and record its end."""
+    from driver import control
+
+    _setup_logging(verbose)
+
+    def action() -> int:
+        record = control.cancel(job, parse_duration(grace))
+        _write_line(f"job {record.id}: {record.state}")
+        return 0
+
+    _run(debug, action)
+
+
+@click.command()
+@hosts_options
+@click.option("--older-than", default="7d", show_default=True, help="Age of the job's end (e.g. 12h, 7d).")
+def clean(**params: Any) -> None:
+    """Remove ended job directories older than --older-than from the hosts (running jobs are kept)."""
+    from driver import control
+
+    _setup_logging(params["verbose"])
+
+    def action() -> int:
+        removed = control.clean(params["inventory"], params["limit"], parse_duration(params["older_than"]))
+        for host in sorted(removed):
+            _write_line(f"{host}: removed {len(removed[host])} job directories")
+        return 0
+
+    _run(params["debug"], action)
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+for command in (train, provision, jobs_command, status, logs, cancel, clean):
+    main.add_command(command)

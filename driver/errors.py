@@ -28,6 +28,11 @@ EXIT_NO_PYTHON = 73
 EXIT_BAD_WORKDIR = 74
 EXIT_REQUIREMENTS_FAILED = 75
 EXIT_BAD_REQUIREMENTS = 76
+EXIT_WORKDIR_TOO_BIG = 77
+EXIT_NO_SUCH_JOB = 78
+EXIT_LOST = 79
+EXIT_BAD_NODES = 80
+EXIT_PREFLIGHT = 81
 
 HELP_EXIT_CODES = """\
 Exit codes:
@@ -52,7 +57,12 @@ Exit codes:
   73       no usable python on the host
   74       --workdir missing or not a directory
   75       requirements could not be installed on a host (pip or system packages)
-  76       --requirements file or --wheelhouse missing"""
+  76       --requirements file or --wheelhouse missing
+  77       the workdir is larger than --max-workdir-size
+  78       no such job (driver status/logs/cancel), or its directory is gone from a host
+  79       the job was lost: it no longer runs and left no exit code
+  80       --nodes larger than the number of matched hosts, or invalid
+  81       multi-node preflight failed (rendezvous port unreachable, versions differ)"""
 
 
 class DriverError(Exception):
@@ -118,6 +128,26 @@ class RequirementsFailed(DriverError):
 
 class BadRequirements(DriverError):
     exit_code = EXIT_BAD_REQUIREMENTS
+
+
+class WorkdirTooBig(DriverError):
+    exit_code = EXIT_WORKDIR_TOO_BIG
+
+
+class JobMissing(DriverError):
+    exit_code = EXIT_NO_SUCH_JOB
+
+
+class JobLost(DriverError):
+    exit_code = EXIT_LOST
+
+
+class BadNodes(DriverError):
+    exit_code = EXIT_BAD_NODES
+
+
+class PreflightFailed(DriverError):
+    exit_code = EXIT_PREFLIGHT
 
 
 class AnsibleFailure(DriverError):

@@ -14,6 +14,7 @@ from driver.errors import (
     DriverError,
     HostKeyFailed,
     HostUnreachable,
+    JobMissing,
     NoPython,
     RequirementsFailed,
 )
@@ -49,6 +50,8 @@ class HostOutcome:
     rc: int | None = None
     cancelled: str | None = None
     error: DriverError | None = None
+    state: str = "ended"  # running, ended or lost (the job on this host)
+    result: dict[str, Any] = field(default_factory=dict)  # the task's rt_* values
 
 
 @dataclass
@@ -94,8 +97,12 @@ class Translator:
         elif kind == "runner_on_ok":
             res = data.get("res", {}) or {}
             log.info("[%s] %s: %s", host, "changed" if res.get("changed") else "ok", data.get("task", ""))
-            if "rt_rc" in res:
-                return HostOutcome(host, rc=res["rt_rc"], cancelled=res.get("rt_cancelled"))
+            if "rt_state" in res or "rt_detached" in res or "rt_removed" in res:
+                state = "running" if res.get("rt_detached") else res.get("rt_state", "ended")
+                values = {k: v for k, v in res.items() if k.startswith("rt_") or k == "job_dir"}
+                return HostOutcome(
+                    host, rc=res.get("rt_rc"), cancelled=res.get("rt_cancelled"), state=state, result=values
+                )
             report = (res.get("ansible_facts") or {}).get("remote_host_report")
             if report:
                 return HostReport(host, report)
@@ -173,6 +180,8 @@ def failure_error(host: str, res: dict[str, Any], action: str = "") -> DriverErr
             f"system packages could not be installed on {host}: {_last_line(msg)}",
             hint="check the package names and that the user may escalate privileges (become)",
         )
+    if reason == "missing":
+        return JobMissing(f"{msg}: its directory is gone", hint="it may have been cleaned; see `driver jobs`")
     if reason in ("no_python", "old_python"):
         return NoPython(
             f"no usable python on {host}: {_last_line(msg)}",

@@ -13,7 +13,8 @@ from typing import Any
 
 from driver import playbook
 from driver.errors import AnsibleFailure, BadInventory, DriverError, NoHostsMatched
-from driver.events import HostOutcome, HostReport, NoHosts, Translator
+from driver.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
+from driver.relay import Relay
 
 log = logging.getLogger("driver.session")
 
@@ -46,7 +47,11 @@ def signals(handler: Callable[[str], None]) -> Iterator[None]:
 class Session:
     """Collects what a playbook run reports; subclasses add what their verb needs (see train._Job)."""
 
-    def __init__(self, inventory: str | None, limit: str | None, local: Path) -> None:
+    def __init__(
+        self, inventory: str | None, limit: str | None, local: Path, relay: Relay | None = None
+    ) -> None:
+        self.relay = relay
+        self.hosts: list[str] = []
         self.inventory = inventory
         self.limit = limit
         self.local = local
@@ -63,11 +68,22 @@ class Session:
             self.run.scrub_artifacts()
             self._scrubbed = True
         item = self.translator.translate(event)
+        if isinstance(item, Output) and self.relay is not None:
+            self.relay.feed(item.host, item.offset, item.data)
+            return False  # relayed bytes are kept in logs/, not as event files
+        if isinstance(item, Launched):
+            self.hosts.append(item.host)
+            if item.hosts > 1 and self.relay is not None:
+                self.relay.prefix_hosts = True
+            self.handle(item)
+            return False
         if isinstance(item, NoHosts):
             self.no_hosts = True
         elif isinstance(item, HostReport):
             self.reports[item.host] = item.report
         elif isinstance(item, HostOutcome):
+            if self.relay is not None:
+                self.relay.finish(item.host)
             self.outcomes.append(item)
         return self.handle(item)
 
@@ -75,8 +91,18 @@ class Session:
         return True
 
     def first_failure(self) -> HostOutcome | None:
-        """The first host (in time) that failed or whose script exited non-zero."""
-        return next((o for o in self.outcomes if o.error is not None or o.rc), None)
+        """The first host (in time) that failed, or whose script exited non-zero or was lost."""
+        return next((o for o in self.outcomes if o.error is not None or o.rc or o.state == "lost"), None)
+
+    def wait(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Wait for the playbook run to end, calling on_tick every 0.2 s (signal handlers run meanwhile)."""
+        assert self.run is not None
+        while not self.run.wait(0.2):
+            if on_tick is not None:
+                on_tick()
+        self.run.scrub_artifacts()
+        if self.relay is not None:
+            self.relay.finish()
 
     def raise_for_hosts(self) -> None:
         """Raise the error of the run as a whole: no host matched, or Ansible ended before any host."""

@@ -80,6 +80,11 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
     requirements: Requirements = field(default_factory=Requirements)
     provision: bool = True
+    detach: bool = False
+    output: str = "outputs"
+    output_dir: Path | None = None
+    sync_every: float | None = None
+    max_workdir_size: int = 2 << 30
     timeout: float | None = None
     grace: float = 10.0
     job_id: str = field(default_factory=lambda: new_job_id())

@@ -6,14 +6,14 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from driver import assets, playbook
-from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT
-from driver.events import HostOutcome, HostReport, Launched, Output, describe_report
+from driver import assets, jobs, outputs, playbook, staging
+from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
+from driver.events import HostOutcome, HostReport, describe_report
 from driver.relay import LineSink, Relay
 from driver.session import Session, local_inventory, signals
 from driver.spec import JobSpec
@@ -21,6 +21,7 @@ from driver.spec import JobSpec
 log = logging.getLogger("driver.train")
 
 CANCEL_EXIT_CODES = {"timeout": EXIT_TIMEOUT, "SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}
+CANCEL_STATES = {"timeout": "timeout", "SIGINT": "cancelled", "SIGTERM": "cancelled"}
 # After a cancel, how long the play may take beyond the grace period before ansible-playbook is stopped.
 CANCEL_SLACK = 30.0
 
@@ -31,29 +32,22 @@ class JobResult:
     exit_code: int
     outcomes: list[HostOutcome] = field(default_factory=list)
     cancelled: str | None = None
+    detached: bool = False
 
 
 class _Job(Session):
     """State of one running job: relay, outcomes and the cancel request."""
 
     def __init__(self, spec: JobSpec, sink: LineSink, local: Path) -> None:
-        super().__init__(spec.inventory, spec.limit, local)
+        (local / "logs").mkdir(exist_ok=True, mode=0o700)
+        super().__init__(spec.inventory, spec.limit, local, Relay(sink, local / "logs"))
         self.spec = spec
-        self.relay = Relay(sink, local / "logs")
         self.cancel_file = local / "cancel"
         self.cancelled: str | None = None
         self.cancel_at: float | None = None
 
     def handle(self, item: object) -> bool:
-        if isinstance(item, Output):
-            self.relay.feed(item.host, item.offset, item.data)
-            return False  # relayed bytes are kept in logs/, not as event files
-        if isinstance(item, Launched):
-            if item.hosts > 1:
-                self.relay.prefix_hosts = True
-            return False
         if isinstance(item, HostOutcome):
-            self.relay.finish(item.host)
             if item.cancelled:
                 log.info("[%s] the job was stopped (%s); exit code %s", item.host, item.cancelled, item.rc)
             elif item.rc:
@@ -73,6 +67,15 @@ class _Job(Session):
             log.warning("stopping ansible-playbook")
             self.run.terminate()
 
+    def watchdog(self) -> None:
+        if self.cancel_at is not None and time.monotonic() - self.cancel_at > self.spec.grace + CANCEL_SLACK:
+            log.warning(
+                "the play did not end %.0f s after the cancel; stopping ansible-playbook", CANCEL_SLACK
+            )
+            assert self.run is not None
+            self.run.terminate()
+            self.cancel_at = None
+
 
 def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) -> JobResult:
     """Run spec.script on the hosts; return the exit code the driver should end with.
@@ -80,85 +83,111 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
     Raises a DriverError subclass for bad input or hosts the job could not run on.
     """
     spec.validate()
+    stage = staging.plan(spec.workdir, spec.script, spec.max_workdir_size) if spec.workdir else None
     local = assets.job_dir(spec.job_id)
-    job = _Job(spec, sink, local)
-    (local / "logs").mkdir(exist_ok=True, mode=0o700)
     (local / "runner").mkdir(exist_ok=True, mode=0o700)
+    job = _Job(spec, sink, local)
     inventory = spec.inventory or local_inventory(local / "local-inventory.ini")
-    _write_record(local, spec, state="starting")
+    output_dir = Path(spec.output_dir) if spec.output_dir else local / "outputs"
+    output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    record = jobs.JobRecord(
+        id=spec.job_id,
+        script=str(spec.script),
+        inventory=_absolute(inventory),
+        limit=spec.limit,
+        env_names=sorted(spec.env),
+        output=spec.output,
+        output_dir=str(output_dir),
+        detached=spec.detach,
+    )
+    jobs.save(record)
     log.info("job %s: %s on %s", spec.job_id, spec.script, spec.inventory or "this machine")
     with tempfile.TemporaryDirectory(prefix="spec-", dir=local) as secret_dir:
         spec_file = Path(secret_dir) / "spec.json"
         fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"args": spec.args, "env": spec.env}, f)
+            staged = {"script": stage.script_rel} if stage else None
+            json.dump({"args": spec.args, "env": spec.env, "stage": staged}, f)
         extravars = {
             "training_job_id": spec.job_id,
             "training_job_script": str(spec.script.resolve()),
-            "training_job_workdir": str(spec.workdir.resolve()) if spec.workdir else "",
+            "training_job_workdir": str(stage.workdir) if stage else "",
+            "training_job_stage_key": stage.key if stage else "",
             "training_job_spec_file": str(spec_file),
-            "train_provision": spec.provision,
-            "train_python": spec.python or "python3",
-            **(spec.requirements.extravars() if spec.provision else {}),
             "training_job_timeout": spec.timeout or 0,
             "training_job_grace": spec.grace,
             "training_job_cancel_file": str(job.cancel_file),
+            "training_job_detach": spec.detach,
+            "training_job_output": spec.output,
+            "training_job_output_dir": str(output_dir),
+            "train_provision": spec.provision,
+            "train_python": spec.python or "python3",
+            **(spec.requirements.extravars() if spec.provision else {}),
         }
-        with signals(job.cancel):
-            job.run = playbook.start(
-                "train.yml",
-                private_data_dir=local / "runner",
-                inventory=inventory,
-                limit=spec.limit,
-                extravars=extravars,
-                event_handler=job.on_event,
-                accept_new_host_keys=accept_new_host_keys,
-            )
-            _wait(job)
-            job.run.scrub_artifacts()
-    job.relay.finish()
-    result = _result(job)
-    _write_record(local, spec, state="ended", exit_code=result.exit_code, cancelled=result.cancelled)
-    return result
+        syncer = _periodic_sync(record, spec.sync_every) if spec.sync_every and not spec.detach else None
+        try:
+            with signals(job.cancel):
+                job.run = playbook.start(
+                    "train.yml",
+                    private_data_dir=local / "runner",
+                    inventory=inventory,
+                    limit=spec.limit,
+                    extravars=extravars,
+                    event_handler=job.on_event,
+                    accept_new_host_keys=accept_new_host_keys,
+                )
+                job.wait(job.watchdog)
+        finally:
+            if syncer is not None:
+                syncer.set()
+    return _finish(job, record)
 
 
-def _wait(job: _Job) -> None:
-    assert job.run is not None
-    while not job.run.wait(0.2):
-        if job.cancel_at is not None and time.monotonic() - job.cancel_at > job.spec.grace + CANCEL_SLACK:
-            log.warning(
-                "the play did not end %.0f s after the cancel; stopping ansible-playbook", CANCEL_SLACK
-            )
-            job.run.terminate()
-            job.cancel_at = None
-
-
-def _result(job: _Job) -> JobResult:
+def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     spec = job.spec
+    hosts = job.hosts or [o.host for o in job.outcomes]
+    host_rc = {o.host: o.rc for o in job.outcomes}
+    if spec.detach and job.outcomes and all(o.state == "running" for o in job.outcomes):
+        jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
+        return JobResult(spec.job_id, 0, job.outcomes, detached=True)
     cancelled = job.cancelled or next((o.cancelled for o in job.outcomes if o.cancelled), None)
+    ended = {"hosts": hosts, "host_rc": host_rc, "ended": time.time(), "outputs_synced": bool(job.outcomes)}
     if cancelled in CANCEL_EXIT_CODES:
-        return JobResult(spec.job_id, CANCEL_EXIT_CODES[cancelled], job.outcomes, cancelled)
-    job.raise_for_hosts()
+        code = CANCEL_EXIT_CODES[cancelled]
+        jobs.update(record.id, state=CANCEL_STATES[cancelled], exit_code=code, **ended)
+        return JobResult(spec.job_id, code, job.outcomes, cancelled)
+    try:
+        job.raise_for_hosts()
+    except Exception as exc:
+        jobs.update(record.id, state="failed", message=str(exc), **ended)
+        raise
     failed = job.first_failure()
-    return JobResult(spec.job_id, failed.rc if failed and failed.rc else 0, job.outcomes)
+    if failed is not None and failed.state == "lost":
+        jobs.update(record.id, state="lost", **ended)
+        raise JobLost(
+            f"the job was lost on {failed.host}: it no longer runs and left no exit code",
+            hint="the host may have rebooted or the job was killed from outside",
+        )
+    code = failed.rc if failed is not None and failed.rc else 0
+    jobs.update(record.id, state="ended", exit_code=code, **ended)
+    return JobResult(spec.job_id, code, job.outcomes)
 
 
-def _write_record(local: Path, spec: JobSpec, **fields: Any) -> None:
-    """The job's local record (no argument or environment values: they may be secrets)."""
-    path = local / "job.json"
-    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    if not record:
-        record = {
-            "id": spec.job_id,
-            "script": str(spec.script),
-            "inventory": spec.inventory,
-            "limit": spec.limit,
-            "env_names": sorted(spec.env),
-            "started": time.time(),
-        }
-    record.update(fields)
-    if fields.get("state") == "ended":
-        record["ended"] = time.time()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    tmp.replace(path)
+def _periodic_sync(record: jobs.JobRecord, every: float) -> threading.Event:
+    """Bring the outputs back every `every` seconds while the job runs (a thread; set the event to stop)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                outputs.sync_running(jobs.load(record.id))
+            except Exception as exc:  # a failed sync must not stop the job; the final sync follows
+                log.warning("periodic sync of the outputs failed: %s", exc)
+
+    threading.Thread(target=loop, name="sync-outputs", daemon=True).start()
+    return stop
+
+
+def _absolute(inventory: str) -> str:
+    """Inventory sources as later commands (logs, cancel) can use them from any directory."""
+    return inventory if "," in inventory else str(Path(inventory).resolve())

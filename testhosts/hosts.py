@@ -11,11 +11,14 @@ Library (stdlib only)::
     from hosts import start_hosts
     hs = start_hosts(2, tmp_path)          # th1, th2
     hs.ssh("th1", "echo hi").stdout        # 'hi\\n'
+    hs.drop_ssh("th1")                     # every sshd killed; the host keeps running
+    hs.resume_ssh("th1")                   # sshd back: same port, same host key
     hs.stop()
 
 CLI (for working by hand)::
 
     python3 testhosts/hosts.py up 2 /tmp/th     # then: ssh -F /tmp/th/ssh_config th1
+    python3 testhosts/hosts.py drop-ssh /tmp/th th1   # resume-ssh: back again
     python3 testhosts/hosts.py down /tmp/th
 
 Files written to ``state_dir``: ``id_ed25519`` (+ ``.pub``), ``known_hosts``,
@@ -46,6 +49,32 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-image.sh"
 READY_TIMEOUT = 60.0
 STATE_FILE = "hosts.json"
+# Written by the image's entrypoint (testhosts/image/entrypoint.sh), the sshd supervisor.
+SSHD_PAUSE_FILE = "/run/sshd.paused"
+SUPERVISOR_PID_FILE = "/run/testhost-supervisor.pid"
+
+# drop_ssh, run as root in the container: no new sshd, then SIGKILL every sshd (the
+# listener and each connection's privileged and user processes) until none is left.
+_DROP_SSH_SH = f"""
+set -eu
+if [ ! -s {SUPERVISOR_PID_FILE} ]; then
+    echo "no sshd supervisor in this container (image older than drop_ssh?): run build-image.sh" >&2
+    exit 3
+fi
+touch {SSHD_PAUSE_FILE}
+i=0
+while pgrep -x sshd >/dev/null; do
+    pkill -KILL -x sshd || true
+    i=$((i + 1))
+    if [ "$i" -ge 250 ]; then echo "sshd still running after 5 s" >&2; exit 1; fi
+    sleep 0.02
+done
+"""
+# resume_ssh: lift the pause and wake the supervisor (it would poll within 1 s anyway).
+_RESUME_SSH_SH = f"""
+rm -f {SSHD_PAUSE_FILE}
+kill -USR1 "$(cat {SUPERVISOR_PID_FILE})" 2>/dev/null || true
+"""
 
 __all__ = [
     "IMAGE",
@@ -217,6 +246,26 @@ class HostSet:
         return pids
 
     # -- lifecycle ---------------------------------------------------------------
+    def drop_ssh(self, name: str) -> None:
+        """Cut host ``name`` off SSH while it keeps running: every sshd process dies.
+
+        The listener and all per-connection sshd processes are SIGKILLed, so open
+        sessions and ControlMaster connections break (the client sees EOF / exit 255)
+        and new connections are refused until :meth:`resume_ssh`. Everything else on
+        the host keeps running: processes detached from their session (``setsid``,
+        ``nohup ... &`` with redirected output) survive; orphans are reaped by the
+        container's init (``podman run --init``). Processes still attached to a
+        killed session get the usual SIGHUP / EPIPE, as on a real host.
+        """
+        self.exec(name, ["sh", "-c", _DROP_SSH_SH])
+
+    def resume_ssh(self, name: str, wait: bool = True) -> None:
+        """Undo :meth:`drop_ssh`: sshd starts again (same port, same host key, so
+        ``known_hosts`` stays valid); with ``wait``, return once ``ssh NAME true`` works."""
+        self.exec(name, ["sh", "-c", _RESUME_SSH_SH])
+        if wait:
+            _wait_for_ssh(self, name, time.monotonic() + READY_TIMEOUT)
+
     def stop_container(self, name: str, timeout: int = 0) -> None:
         """Take host ``name`` down (``podman stop``); its processes die with it."""
         _podman("stop", "-t", str(timeout), self.container(name), timeout=timeout + 60)
@@ -270,6 +319,9 @@ def _run_container(
         name,
         "--label",
         f"{LABEL_KEY}={label}",
+        # catatonit as PID 1: reaps orphans and forwards signals to the entrypoint,
+        # whose sshd supervisor can then stop and restart sshd (drop_ssh/resume_ssh).
+        "--init",
         "-p",
         "127.0.0.1::22",
         "-e",
@@ -404,6 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--label")
     down = sub.add_parser("down", help="remove the hosts recorded in STATE_DIR")
     down.add_argument("state_dir", type=Path)
+    for cmd, what in (("drop-ssh", "kill every sshd of host NAME"), ("resume-ssh", "bring sshd back")):
+        p = sub.add_parser(cmd, help=what)
+        p.add_argument("state_dir", type=Path)
+        p.add_argument("name")
     args = parser.parse_args(argv)
 
     try:
@@ -420,11 +476,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for h in hs.hosts.values():
                 print(f"  {h.name}  127.0.0.1:{h.port}  {h.container}")
             print(f"ssh -F {hs.ssh_config_path} th1\nansible -i {hs.inventory_path} all -m ping")
+        elif args.cmd == "drop-ssh":
+            HostSet.load(args.state_dir).drop_ssh(args.name)
+        elif args.cmd == "resume-ssh":
+            HostSet.load(args.state_dir).resume_ssh(args.name)
         else:
             hs = HostSet.load(args.state_dir)
             ids = stop_all(hs.label)
             print(f"removed {len(ids)} containers (label {hs.label})")
-    except (TestHostError, subprocess.CalledProcessError, FileNotFoundError) as exc:
+    except (TestHostError, subprocess.CalledProcessError, FileNotFoundError, KeyError) as exc:
         print(f"hosts.py: {exc}", file=sys.stderr)
         return 1
     return 0

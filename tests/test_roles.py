@@ -12,7 +12,7 @@ ROLES = Path(__file__).resolve().parents[1] / "roles"
 def test_defaults_and_argument_specs_agree(role):
     defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
     specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    options = specs["main"]["options"]
+    options = {name: spec for entry in specs.values() for name, spec in entry["options"].items()}
     assert set(defaults) == set(options)
     for name in defaults:
         assert name.startswith(role + "_"), f"{name} lacks the role prefix"

@@ -1,17 +1,25 @@
-"""Action plugin: stage, launch and follow one training job on one host, over the task's own connection.
+"""Action plugin: launch, follow, inspect, stop and clean training jobs on a host, over the task's connection.
 
-One remote command unpacks the job's payload (the script, the staged workdir, the job spec and
-jobctl.py) from stdin into a new private job directory and starts the script detached (setsid). The
-plugin then long-polls the job's log (`jobctl.py poll`) and hands new bytes to Ansible's display,
-one message per poll, which ansible-runner turns into `verbose` events while the task still runs.
-The task ends when the script has ended and every byte of its log was relayed.
+Modes (argument `mode`):
+- `launch`: one remote command unpacks the job's payload (the script, the job spec and jobctl.py) from
+  stdin into a new private job directory (after copying the staged workdir mirror into it, when there is
+  one) and starts the script detached (setsid). Then, unless `detach`, it follows the job like `follow`.
+- `follow`: long-polls the job's log from `offset` (`jobctl.py poll`) and hands new bytes to Ansible's
+  display, one message per poll, which ansible-runner turns into `verbose` events while the task runs.
+  Ends when the job has ended and every byte was relayed (or, with `until_now`, at the log's current end).
+  A host that becomes unreachable is retried for `reconnect` seconds, resuming at the same offset.
+- `kill`: SIGTERM to the job's processes, SIGKILL after `grace` (by a detached reaper on the host), then
+  waits for the end without relaying.
+- `status`: the job's state without waiting.
+- `clean`: removes ended job directories under `root` older than `older_than` seconds.
 
-Cancellation: when `cancel_file` appears on the controller or `timeout` seconds have passed since the
-launch, the plugin runs `jobctl.py kill` (SIGTERM to the job's processes, SIGKILL after `grace`) and
-keeps relaying until the job has ended, so the last words of the script are not lost.
+While following a launched job, the appearance of `cancel_file` on the controller, or `timeout` seconds
+after the launch, stops the job like `kill` and keeps relaying until it has ended, so that the script's
+last words are not lost.
 
-Relay messages are single lines: the marker `RELAY_MARKER`, a space, and JSON with `k` (kind: `launched`
-or `out`), `h` (inventory host), and for `out` the log offset `o` and base64 bytes `d`.
+Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched` or
+`out`), `h` (inventory host), and for `out` the log offset `o` and base64 bytes `d`. Under plain
+ansible-playbook (not ansible-runner) the lines themselves are displayed, prefixed with the host.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from ansible.utils.display import Display
 display = Display()
 
 RELAY_MARKER = "@@remote-trainer-relay@@"
-RECONNECT_WINDOW = 60.0  # seconds a host may stay unreachable while its job runs before the task fails
+MODES = ("launch", "follow", "kill", "status", "clean")
 
 
 def _quote_path(path: str) -> str:
@@ -55,80 +63,111 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _VALID_ARGS = frozenset(
         (
+            "mode",
             "job_id",
             "root",
             "script",
-            "workdir",
             "spec_file",
             "job_env",
             "python",
             "helper_python",
+            "stage",
+            "output",
+            "detach",
             "timeout",
             "grace",
             "cancel_file",
             "poll_wait",
             "max_chunk",
+            "offset",
+            "until_now",
+            "reconnect",
+            "older_than",
         )
     )
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        host = task_vars.get("inventory_hostname", "?") if task_vars else "?"
-        self._host = host
-        self._task_vars = task_vars
+        self._host = (task_vars or {}).get("inventory_hostname", "?")
+        self._task_vars = task_vars or {}
         helper = args.get("helper_python") or "python3"
         # `auto*` names ask Ansible's module interpreter discovery; the helper just needs a python3.
         self._py = shlex.quote("python3" if helper.startswith("auto") else helper)
         # Under ansible-runner the driver decodes relay records; under plain ansible-playbook print lines.
         self._records = os.environ.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
         self._partial = b""
-        payload = self._build_payload(args)
-        job_dir = self._launch(args, payload, result)
-        if job_dir is None:
+        mode = args.get("mode") or "launch"
+        if mode not in MODES:
+            raise AnsibleActionFail(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        self._job_q = f"{_quote_path(args['root'])}/{shlex.quote(args['job_id'])}" if mode != "clean" else ""
+        if mode == "launch":
+            job_dir = self._launch(args, result)
+            if job_dir is None:
+                return result
+            self._job_q = shlex.quote(job_dir)
+            result.update(changed=True, job_dir=job_dir)
+            if args.get("detach"):
+                result["rt_detached"] = True
+                return result
+            result.update(self._follow(args, offset=0, cancellable=True))
             return result
-        self._job_dir = job_dir
-        outcome = self._follow(args)
-        result.update(outcome)
-        result["changed"] = True
-        result["job_dir"] = job_dir
+        if mode == "clean":
+            return self._clean(args, result)
+        status = self._jobctl("status")
+        result["job_dir"] = status["job"]
+        if status.get("missing"):
+            result.update(failed=True, rt_error="missing", msg=f"no job {args['job_id']} on {self._host}")
+            return result
+        self._job_q = shlex.quote(status["job"])
+        if mode == "status":
+            result.update(self._status_fields(status))
+        elif mode == "follow":
+            result.update(self._follow(args, offset=int(args.get("offset") or 0), until_now=args.get("until_now")))
+        elif mode == "kill":
+            result["changed"] = status["rc"] is None and status["alive"]
+            if result["changed"]:
+                self._jobctl(f"kill {float(args.get('grace') or 10)}")
+            result.update(self._follow(args, offset=status["size"], quiet=True))
         return result
 
-    # -- staging and launch -------------------------------------------------------------------
-    def _build_payload(self, args: dict) -> bytes:
+    # -- launch -----------------------------------------------------------------------------------
+    def _payload(self, args: dict) -> tuple[bytes, bool]:
+        """The tar.gz sent on stdin: jobctl, the spec, and the script unless the workdir mirror has it."""
         script = args["script"]
-        workdir = args.get("workdir")
         with open(args["spec_file"], "rb") as f:
             spec_in = json.load(f)
-        jobctl = self._find_needle("files", "jobctl.py")
+        stage = spec_in.get("stage") or {}
+        rel = stage.get("script") or os.path.basename(script)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-            if workdir:
-                tar.add(workdir, arcname="work", recursive=True)
-                rel = os.path.relpath(os.path.realpath(script), os.path.realpath(workdir))
-                script_in_work = not rel.startswith("..")
-            else:
-                script_in_work = False
-            if not script_in_work:
-                rel = os.path.basename(script)
+            if not stage.get("script"):
                 tar.add(script, arcname="work/" + rel)
-            with open(jobctl, "rb") as f:
+            with open(self._find_needle("files", "jobctl.py"), "rb") as f:
                 _add_bytes(tar, ".rt/jobctl.py", f.read(), 0o700)
             spec = {
-                "argv": [args.get("python") or "python3", rel, *spec_in.get("args", [])],
+                "argv": [*(spec_in.get("launcher") or [args.get("python") or "python3"]), rel, *spec_in.get("args", [])],
                 "env": {
                     **{str(k): str(v) for k, v in (args.get("job_env") or {}).items()},
                     **spec_in.get("env", {}),
+                    **(spec_in.get("host_env") or {}).get(self._host, {}),
                 },
+                "output": args.get("output") or "",
             }
             _add_bytes(tar, ".rt/spec.json", json.dumps(spec).encode())
-        return buf.getvalue()
+        return buf.getvalue(), bool(stage)
 
-    def _launch(self, args: dict, payload: bytes, result: dict) -> str | None:
+    def _launch(self, args: dict, result: dict) -> str | None:
+        payload, staged = self._payload(args)
         root = _quote_path(args["root"])
         job = shlex.quote(args["job_id"])
+        copy = ""
+        if staged and args.get("stage"):
+            mirror = _quote_path(args["stage"])
+            # Hard links make the private copy of an unchanged workdir nearly free.
+            copy = f"{{ cp -al {mirror}/. work/ 2>/dev/null || cp -a {mirror}/. work/; }} && "
         cmd = (
-            f"umask 077 && mkdir -p {root} && cd {root} && mkdir {job} && cd {job} && "
+            f"umask 077 && mkdir -p {root} && cd {root} && mkdir {job} && cd {job} && mkdir work && {copy}"
             f'tar -xzf - && exec {self._py} -S .rt/jobctl.py launch "$PWD"'
         )
         res = self._low_level_execute_command(cmd, sudoable=False, in_data=payload)
@@ -149,62 +188,97 @@ class ActionModule(ActionBase):
                 rc=res["rc"],
             )
             return None
-        hosts = (self._task_vars or {}).get("ansible_play_hosts_all") or [self._host]
+        hosts = self._task_vars.get("ansible_play_hosts_all") or [self._host]
         self._relay({"k": "launched", "job": info["job"], "pgid": info["pgid"], "n": len(hosts)})
         return info["job"]
 
-    # -- following ------------------------------------------------------------------------------
-    def _follow(self, args: dict) -> dict:
-        timeout = float(args.get("timeout") or 0)
+    # -- following ----------------------------------------------------------------------------------
+    def _follow(
+        self, args: dict, offset: int, cancellable: bool = False, until_now: bool = False, quiet: bool = False
+    ) -> dict:
+        timeout = float(args.get("timeout") or 0) if cancellable else 0
         grace = float(args.get("grace") or 10)
-        cancel_file = args.get("cancel_file")
+        cancel_file = args.get("cancel_file") if cancellable else None
         poll_wait = float(args.get("poll_wait") or 1.0)
         max_chunk = int(args.get("max_chunk") or 256 * 1024)
+        reconnect = float(args.get("reconnect") or 60)
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        offset = 0
         cancelled = None
         unreachable_since = None
+        stop_at = None
         while True:
-            if cancelled is None:
+            if cancellable and cancelled is None:
                 if cancel_file and os.path.exists(cancel_file):
                     cancelled = self._read_reason(cancel_file)
                 elif deadline is not None and time.monotonic() >= deadline:
                     cancelled = "timeout"
                 if cancelled is not None:
-                    self._jobctl(f"kill {shlex.quote(self._job_dir)} {grace}")
-            wait = poll_wait
+                    self._jobctl(f"kill {grace}")
+            wait = 0.0 if until_now else poll_wait
             if cancelled is None and deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.monotonic()))
             try:
-                st = self._jobctl(f"poll {shlex.quote(self._job_dir)} {offset} {wait:.3f} {max_chunk}")
+                st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else max_chunk}")
                 unreachable_since = None
-            except AnsibleConnectionFailure:
+            except AnsibleConnectionFailure as exc:
                 now = time.monotonic()
                 unreachable_since = unreachable_since or now
-                if now - unreachable_since > RECONNECT_WINDOW:
+                if now - unreachable_since > reconnect:
                     raise
+                display.vvv(f"{self._host}: connection lost ({exc}); retrying")
                 time.sleep(1.0)
                 continue
-            if st["n"]:
+            if quiet:
+                offset = st["size"]
+            elif st["n"]:
                 self._relay({"k": "out", "o": offset, "d": st["data"]})
                 offset += st["n"]
-            if st["eof"]:
-                if self._partial and not self._records:
-                    display.display(f"[{self._host}] {self._partial.decode('utf-8', 'replace')}")
-                return {"rt_rc": st["rc"], "rt_cancelled": cancelled, "rt_bytes": offset}
-            if st["rc"] is None and not st["alive"] and st["n"] == 0:
-                return {
-                    "failed": True,
-                    "rt_error": "lost",
-                    "rt_bytes": offset,
-                    "msg": f"the job's launcher on {self._host} is gone and left no exit code",
-                }
+            if stop_at is None and until_now:
+                stop_at = st["size"]
+            done = st["eof"] or (st["rc"] is not None and quiet)
+            if done or (stop_at is not None and offset >= stop_at):
+                self._flush_partial()
+                out = {"rt_bytes": offset, "rt_cancelled": cancelled, **self._status_fields(st)}
+                return out
+            if st["rc"] is None and not st["alive"] and (quiet or st["n"] == 0):
+                self._flush_partial()
+                return {"rt_bytes": offset, "rt_cancelled": cancelled, **self._status_fields(st)}
 
-    def _jobctl(self, command: str) -> dict:
+    @staticmethod
+    def _status_fields(st: dict) -> dict:
+        lost = st["rc"] is None and not st["alive"]
+        return {
+            "rt_rc": st["rc"],
+            "rt_state": "ended" if st["rc"] is not None else ("lost" if lost else "running"),
+            "rt_size": st["size"],
+            "rt_started": st.get("started"),
+            "rt_ended": st.get("ended"),
+        }
+
+    # -- cleaning ---------------------------------------------------------------------------------------
+    def _clean(self, args: dict, result: dict) -> dict:
+        with open(self._find_needle("files", "jobctl.py"), "rb") as f:
+            source = f.read()
+        root = _quote_path(args["root"])
         res = self._low_level_execute_command(
-            f"{self._py} -S {shlex.quote(self._job_dir)}/.rt/jobctl.py {command}", sudoable=False
+            f"{self._py} -S - clean {root} {float(args.get('older_than') or 0)}", sudoable=False, in_data=source
         )
         info = self._last_json(res.get("stdout", ""))
+        if res["rc"] != 0 or info is None:
+            raise AnsibleActionFail(f"cleaning {args['root']} failed on {self._host}: {res.get('stderr', '')}")
+        result.update(changed=bool(info["removed"]), rt_removed=info["removed"], rt_kept=info["kept"])
+        return result
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _jobctl(self, command: str) -> dict:
+        res = self._low_level_execute_command(
+            f"{self._py} -S {self._job_q}/.rt/jobctl.py {command.split()[0]} {self._job_q} "
+            + " ".join(command.split()[1:]),
+            sudoable=False,
+        )
+        info = self._last_json(res.get("stdout", ""))
+        if info is None and command == "status" and res["rc"] != 0:
+            return {"missing": True, "job": ""}
         if res["rc"] != 0 or info is None:
             raise AnsibleActionFail(
                 f"jobctl {command.split()[0]} failed on {self._host} (rc {res['rc']}): "
@@ -212,7 +286,6 @@ class ActionModule(ActionBase):
             )
         return info
 
-    # -- helpers --------------------------------------------------------------------------------
     def _relay(self, record: dict) -> None:
         record["h"] = self._host
         if self._records:
@@ -222,6 +295,11 @@ class ActionModule(ActionBase):
             self._partial = lines.pop()
             for line in lines:
                 display.display(f"[{self._host}] {line.decode('utf-8', 'replace')}")
+
+    def _flush_partial(self) -> None:
+        if self._partial and not self._records:
+            display.display(f"[{self._host}] {self._partial.decode('utf-8', 'replace')}")
+        self._partial = b""
 
     @staticmethod
     def _read_reason(path: str) -> str:

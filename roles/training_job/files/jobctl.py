@@ -19,17 +19,20 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
   kill JOB GRACE                  SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper)
   status JOB                      state of the job without waiting
+  clean ROOT AGE                  remove ended job directories under ROOT whose end is AGE s ago or more
 """
 
 import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+_JOB = [""]  # absolute path of the job directory of this call, for the JSON replies
 CHECK_INTERVAL = 0.01  # seconds between checks of the log while long-polling
 COALESCE = 0.015  # once new bytes are seen, wait this long for more so that lines travel in batches
 END_GRACE = 2.0  # seconds left to stray processes of the job after the script itself exited
@@ -102,6 +105,7 @@ def _signal_job(launcher_pid, pgid, sig):
 
 
 def _out(obj):
+    obj.setdefault("job", _JOB[0])
     sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
     sys.stdout.flush()
 
@@ -175,6 +179,8 @@ def cmd_launch(job):
     with open(p["spec"]) as f:
         spec = json.load(f)
     os.unlink(p["spec"])  # env values stay on disk only as long as needed
+    if spec.get("output"):
+        os.makedirs(os.path.join(p["work"], spec["output"]), mode=0o700, exist_ok=True)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -200,6 +206,8 @@ def cmd_launch(job):
 
 
 def _state(p):
+    if not os.path.isdir(p["rt"]):
+        return {"missing": True, "rc": None, "alive": False, "size": 0, "started": None, "ended": None}
     rc = _read(p["rc"])
     launcher = _read(p["launcher"])
     alive = bool(launcher) and _alive(int(launcher))
@@ -280,9 +288,29 @@ def cmd_status(job):
     _out(_state(_paths(job)))
 
 
+def cmd_clean(root, age):
+    """Remove job directories under root that ended (rc written) at least age seconds ago."""
+    root = os.path.expanduser(root)
+    removed, kept = [], 0
+    now = time.time()
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        job = os.path.join(root, name)
+        p = _paths(job)
+        ended = _read(p["ended"])
+        if _read(p["rc"]) is not None and ended is not None and now - float(ended) >= age:
+            shutil.rmtree(job, ignore_errors=True)
+            removed.append(name)
+        else:
+            kept += 1
+    sys.stdout.write(json.dumps({"job": root, "removed": removed, "kept": kept}) + "\n")
+
+
 def main(argv):
     cmd, job = argv[1], argv[2]
-    if cmd == "launch":
+    _JOB[0] = os.path.abspath(os.path.expanduser(job))
+    if cmd == "clean":
+        cmd_clean(job, float(argv[3]))
+    elif cmd == "launch":
         cmd_launch(job)
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))

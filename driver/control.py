@@ -1,0 +1,139 @@
+"""Jobs after their launch: status, logs (follow, reattach), cancel, clean; each a playbook run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from driver import assets, jobs, playbook
+from driver.errors import JobLost
+from driver.events import HostOutcome
+from driver.relay import LineSink, Relay
+from driver.session import Session, local_inventory, signals
+from driver.spec import check_inventory, new_job_id
+
+log = logging.getLogger("driver.control")
+
+
+def run_control(
+    record: jobs.JobRecord,
+    mode: str,
+    *,
+    sink: LineSink | None = None,
+    host: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Session:
+    """Run playbooks/control.yml in `mode` on the job's hosts; bring outputs back if it ended unsynced."""
+    local = assets.job_dir(record.id) / "control" / new_job_id()
+    (local / "runner").mkdir(parents=True, mode=0o700)
+    relay = Relay(sink, local, prefix_hosts=len(record.hosts) > 1) if sink is not None else None
+    session = Session(record.inventory, host or record.limit, local, relay)
+    extravars: dict[str, Any] = {
+        "training_job_id": record.id,
+        "training_job_root": record.root,
+        "training_job_control": mode,
+        "training_job_output": record.output,
+        "training_job_output_dir": "" if record.outputs_synced else record.output_dir,
+        **(extra or {}),
+    }
+    limit = host or ",".join(record.hosts) or record.limit
+
+    def stop(reason: str) -> None:
+        log.warning("stopping (%s); the job itself goes on", reason)
+        if session.run is not None:
+            session.run.terminate()
+
+    with signals(stop):
+        session.run = playbook.start(
+            "control.yml",
+            private_data_dir=local / "runner",
+            inventory=record.inventory or local_inventory(local / "local-inventory.ini"),
+            limit=limit,
+            extravars=extravars,
+            event_handler=session.on_event,
+        )
+        session.wait()
+    session.raise_for_hosts()
+    observe(record, session.outcomes, host)
+    return session
+
+
+def observe(record: jobs.JobRecord, outcomes: list[HostOutcome], host: str | None = None) -> jobs.JobRecord:
+    """Record what the hosts said; the first time every host has ended, the job's end and exit code."""
+    if not outcomes:
+        return record
+    host_rc = dict(record.host_rc)
+    states = {}
+    for outcome in outcomes:
+        host_rc[outcome.host] = outcome.rc
+        states[outcome.host] = outcome.state
+    changes: dict[str, Any] = {"host_rc": host_rc}
+    complete = host is None or set(states) >= set(record.hosts)
+    if complete and record.running and all(s != "running" for s in states.values()):
+        ended = sorted(outcomes, key=lambda o: float(o.result.get("rt_ended") or 0))
+        failed = next((o for o in ended if o.rc), None)
+        lost = [o.host for o in outcomes if o.state == "lost"]
+        changes.update(
+            state="lost" if lost else "ended",
+            exit_code=failed.rc if failed else (None if lost else 0),
+            ended=time.time(),
+            outputs_synced=bool(record.output_dir),
+        )
+    return jobs.update(record.id, **changes)
+
+
+def status(job_id: str) -> tuple[jobs.JobRecord, list[HostOutcome]]:
+    record = jobs.resolve(job_id)
+    session = run_control(record, "status")
+    return jobs.load(record.id), session.outcomes
+
+
+def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None) -> int:
+    """Print the job's log from the start; with follow, until the job ends. Returns the exit code to use."""
+    record = jobs.resolve(job_id)
+    if host is not None and record.hosts and host not in record.hosts:
+        raise jobs.JobNotFound(
+            f"job {record.id} did not run on {host!r}", hint=f"its hosts: {', '.join(record.hosts)}"
+        )
+    run_control(record, "follow", sink=sink, host=host, extra={"training_job_until_now": not follow})
+    record = jobs.load(record.id)
+    if not follow:
+        return 0
+    if record.state == "lost":
+        raise JobLost(
+            f"job {record.id} was lost: it no longer runs and left no exit code",
+            hint="the host may have rebooted or the job was killed from outside",
+        )
+    if host is not None:
+        return record.host_rc.get(host) or 0
+    return record.exit_code or 0
+
+
+def cancel(job_id: str, grace: float) -> jobs.JobRecord:
+    record = jobs.resolve(job_id)
+    was_running = record.running
+    run_control(record, "kill", extra={"training_job_grace": grace})
+    if was_running:
+        record = jobs.update(record.id, state="cancelled")
+    return record
+
+
+def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[str, list[str]]:
+    """Remove ended job directories older than older_than seconds; returns host -> removed job ids."""
+    if inventory is not None:
+        check_inventory(inventory)
+    local = assets.state_dir() / "clean" / new_job_id()
+    (local / "runner").mkdir(parents=True, mode=0o700)
+    session = Session(inventory, limit, local)
+    session.run = playbook.start(
+        "clean.yml",
+        private_data_dir=local / "runner",
+        inventory=inventory or local_inventory(local / "local-inventory.ini"),
+        limit=limit,
+        extravars={"training_job_older_than": older_than},
+        event_handler=session.on_event,
+    )
+    session.wait()
+    session.raise_for_hosts()
+    return {o.host: list(o.result.get("rt_removed", [])) for o in session.outcomes}

@@ -1,0 +1,128 @@
+"""The local job store: one JSON record per job in the user's state directory.
+
+Records survive restarts; concurrent driver processes update them under a per-job file lock and
+replace the file atomically, so a reader never sees half a record. Values of arguments and of the
+environment are never stored (they may be secrets): only the names of the environment variables.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from driver import assets
+from driver.errors import JobMissing
+
+RUNNING_STATES = ("starting", "running")
+
+
+JobNotFound = JobMissing
+
+
+@dataclass
+class JobRecord:
+    id: str
+    script: str = ""
+    inventory: str | None = None
+    limit: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    state: str = "starting"  # starting, running, ended, cancelled, timeout, lost, failed
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    exit_code: int | None = None
+    host_rc: dict[str, int | None] = field(default_factory=dict)
+    env_names: list[str] = field(default_factory=list)
+    root: str = "~/.remote-trainer/jobs"
+    output: str = "outputs"
+    output_dir: str = ""
+    outputs_synced: bool = False
+    detached: bool = False
+    nodes: int = 0
+    message: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+def _dir(job_id: str) -> Path:
+    return assets.state_dir() / "jobs" / job_id
+
+
+@contextmanager
+def _locked(job_id: str) -> Iterator[Path]:
+    path = _dir(job_id)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path / "job.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield path
+
+
+def save(record: JobRecord) -> None:
+    with _locked(record.id) as path:
+        _write(path, record)
+
+
+def update(job_id: str, **changes: Any) -> JobRecord:
+    """Change some fields of a record atomically, under its lock; returns the new record."""
+    with _locked(job_id) as path:
+        record = _read(path / "job.json", job_id)
+        for key, value in changes.items():
+            setattr(record, key, value)
+        _write(path, record)
+        return record
+
+
+def load(job_id: str) -> JobRecord:
+    return _read(_dir(job_id) / "job.json", job_id)
+
+
+def resolve(prefix: str) -> JobRecord:
+    """A job by id, or by a unique prefix of its id (or `last`: the newest job)."""
+    ids = [p.name for p in (assets.state_dir() / "jobs").glob("*") if (p / "job.json").is_file()]
+    if prefix == "last" and ids:
+        return load(max(ids))
+    matches = [i for i in ids if i.startswith(prefix)]
+    if len(matches) == 1:
+        return load(matches[0])
+    if prefix in matches:
+        return load(prefix)
+    if not matches:
+        raise JobNotFound(f"no job {prefix!r}", hint="list the jobs with `driver jobs`")
+    raise JobNotFound(
+        f"job id {prefix!r} is ambiguous ({len(matches)} jobs start with it)", hint="give more of the id"
+    )
+
+
+def all_records() -> list[JobRecord]:
+    records = []
+    for path in sorted((assets.state_dir() / "jobs").glob("*/job.json")):
+        try:
+            records.append(_read(path, path.parent.name))
+        except JobNotFound:
+            continue
+    return records
+
+
+def _read(path: Path, job_id: str) -> JobRecord:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise JobNotFound(
+            f"no readable record of job {job_id!r}", hint="list the jobs with `driver jobs`"
+        ) from exc
+    known = {f.name for f in fields(JobRecord)}
+    return JobRecord(**{k: v for k, v in data.items() if k in known})
+
+
+def _write(path: Path, record: JobRecord) -> None:
+    tmp = path / f"job.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(asdict(record), indent=2), encoding="utf-8")
+    tmp.replace(path / "job.json")

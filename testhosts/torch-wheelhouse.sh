@@ -1,0 +1,102 @@
+#!/bin/sh
+# Usage: testhosts/torch-wheelhouse.sh DEST
+#
+# Fill DEST with the wheels a test host (Debian 12, CPython 3.11, x86_64, no
+# network) needs for
+#     pip install --no-index --find-links DEST torch==2.13.0
+# i.e. PyTorch's CPU build and all its dependencies, as binary wheels for
+# cp311 / manylinux (glibc <= 2.36, bookworm's). Uses this machine's pip
+# configuration (`pip config list`: find-links /opt/wheels holds the CPU wheel,
+# which PyPI does not have; the rest comes from the configured indexes).
+#
+# Idempotent: DEST/.torch-wheelhouse records the request and the wheels'
+# sha256; when it matches, nothing is downloaded (~0.5 s to verify). Every
+# (re)fill is then checked offline: the request must resolve from DEST alone,
+# with no pip config and no index, to one +cpu torch and no CUDA wheels.
+#
+# Environment: TORCH_SPEC (default torch==2.13.0+cpu: the local version pins
+# the CPU build; hosts may still ask for torch==2.13.0), PYTHON (default
+# python3.11, else python3: any interpreter whose pip has the config above),
+# GLIBC_MINOR (default 36, bookworm's glibc 2.36: wheels tagged manylinux_2_17
+# up to manylinux_2_<GLIBC_MINOR>, manylinux2014/2010/1, for x86_64).
+set -eu
+
+log() { echo "torch-wheelhouse.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ $# -eq 1 ] || die "usage: $0 DEST"
+dest=$1
+spec=${TORCH_SPEC:-torch==2.13.0+cpu}
+glibc_minor=${GLIBC_MINOR:-36}
+if [ -n "${PYTHON:-}" ]; then
+    python=$PYTHON
+elif command -v python3.11 >/dev/null 2>&1; then
+    python=python3.11
+else
+    python=python3
+fi
+marker=.torch-wheelhouse
+key="spec=$spec python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
+# pip (23.x) does not widen one --platform to older manylinux tags: list them all.
+target="--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311"
+minor=$glibc_minor
+while [ "$minor" -ge 17 ]; do
+    target="$target --platform manylinux_2_${minor}_x86_64"
+    minor=$((minor - 1))
+done
+target="$target --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64"
+
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+# One fill at a time per DEST.
+exec 9>"$dest/.torch-wheelhouse.lock"
+flock 9
+
+up_to_date() {
+    [ -s "$dest/$marker" ] || return 1
+    [ "$(head -n 1 "$dest/$marker")" = "$key" ] || return 1
+    (cd "$dest" && tail -n +2 "$marker" | sha256sum --check --quiet --status 2>/dev/null)
+}
+
+if up_to_date; then
+    log "$dest is up to date ($(du -sh "$dest" | cut -f1))"
+    exit 0
+fi
+rm -f "$dest/$marker"
+
+tmp=$(mktemp -d)
+# shellcheck disable=SC2064  # expand now: $tmp is fixed
+trap "rm -rf '$tmp'" EXIT INT TERM
+log "pip download $spec (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
+start=$(date +%s)
+# shellcheck disable=SC2086  # $target: several options
+"$python" -m pip download --quiet --disable-pip-version-check --progress-bar off \
+    --dest "$dest" $target "$spec" >"$tmp/pip.log" 2>&1 || {
+    cat "$tmp/pip.log" >&2
+    die "pip download failed"
+}
+log "downloaded in $(($(date +%s) - start)) s"
+
+# The request must resolve from DEST alone: no config (no /opt/wheels, no index).
+report=$tmp/report.json
+# shellcheck disable=SC2086
+env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+    "$python" -m pip install --disable-pip-version-check --quiet --dry-run --ignore-installed \
+    --no-index --find-links "$dest" --target "$tmp/target" $target \
+    --report "$report" "$spec" >&2 \
+    || die "$spec does not resolve from $dest alone"
+names=$("$python" -c '
+import json, sys
+for item in json.load(open(sys.argv[1]))["install"]:
+    print(item["metadata"]["name"].lower(), item["metadata"]["version"])
+' "$report")
+echo "$names" | grep -q '^torch .*+cpu$' || die "no CPU build of torch in $dest: $names"
+if echo "$names" | grep -q '^nvidia-'; then die "CUDA wheels in $dest: $names"; fi
+
+(
+    cd "$dest"
+    echo "$key"
+    find . -maxdepth 1 -name '*.whl' | LC_ALL=C sort | sed 's|^\./||' | xargs sha256sum
+) >"$dest/$marker.tmp"
+mv "$dest/$marker.tmp" "$dest/$marker"
+log "$dest: $(echo "$names" | tr '\n' ' ')($(du -sh "$dest" | cut -f1))"
