@@ -27,7 +27,8 @@ def run_control(
     """Run playbooks/control.yml in `mode` on the job's hosts; bring outputs back if it ended unsynced."""
     local = assets.job_dir(record.id) / "control" / new_job_id()
     (local / "runner").mkdir(parents=True, mode=0o700)
-    relay = Relay(sink, local, prefix_hosts=len(record.hosts) > 1) if sink is not None else None
+    prefix = host is None and len(record.hosts) > 1
+    relay = Relay(sink, local, prefix_hosts=prefix) if sink is not None else None
     session = Session(record.inventory, host or record.limit, local, relay)
     extravars: dict[str, Any] = {
         "training_job_id": record.id,

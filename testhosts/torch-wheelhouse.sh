@@ -1,10 +1,11 @@
 #!/bin/sh
-# Usage: testhosts/torch-wheelhouse.sh DEST
+# Usage: testhosts/torch-wheelhouse.sh DEST [REQUIREMENT...]
 #
 # Fill DEST with the wheels a test host (Debian 12, CPython 3.11, x86_64, no
 # network) needs for
 #     pip install --no-index --find-links DEST torch==2.13.0
-# i.e. PyTorch's CPU build and all its dependencies, as binary wheels for
+# i.e. PyTorch's CPU build and all its dependencies (plus any REQUIREMENTs
+# given, e.g. numpy, which torch imports if present), as binary wheels for
 # cp311 / manylinux (glibc <= 2.36, bookworm's). Uses this machine's pip
 # configuration (`pip config list`: find-links /opt/wheels holds the CPU wheel,
 # which PyPI does not have; the rest comes from the configured indexes).
@@ -24,9 +25,11 @@ set -eu
 log() { echo "torch-wheelhouse.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-[ $# -eq 1 ] || die "usage: $0 DEST"
+[ $# -ge 1 ] || die "usage: $0 DEST [REQUIREMENT...]"
 dest=$1
+shift
 spec=${TORCH_SPEC:-torch==2.13.0+cpu}
+case $spec in torch==* | torch\ ==*) ;; *) die "TORCH_SPEC must pin torch==VERSION: $spec" ;; esac
 glibc_minor=${GLIBC_MINOR:-36}
 if [ -n "${PYTHON:-}" ]; then
     python=$PYTHON
@@ -36,7 +39,7 @@ else
     python=python3
 fi
 marker=.torch-wheelhouse
-key="spec=$spec python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
+key="spec=$spec${*:+ $*} python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
 # pip (23.x) does not widen one --platform to older manylinux tags: list them all.
 target="--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311"
 minor=$glibc_minor
@@ -67,11 +70,11 @@ rm -f "$dest/$marker"
 tmp=$(mktemp -d)
 # shellcheck disable=SC2064  # expand now: $tmp is fixed
 trap "rm -rf '$tmp'" EXIT INT TERM
-log "pip download $spec (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
+log "pip download $spec${*:+ $*} (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
 start=$(date +%s)
 # shellcheck disable=SC2086  # $target: several options
 "$python" -m pip download --quiet --disable-pip-version-check --progress-bar off \
-    --dest "$dest" $target "$spec" >"$tmp/pip.log" 2>&1 || {
+    --dest "$dest" $target "$spec" "$@" >"$tmp/pip.log" 2>&1 || {
     cat "$tmp/pip.log" >&2
     die "pip download failed"
 }
@@ -83,8 +86,8 @@ report=$tmp/report.json
 env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
     "$python" -m pip install --disable-pip-version-check --quiet --dry-run --ignore-installed \
     --no-index --find-links "$dest" --target "$tmp/target" $target \
-    --report "$report" "$spec" >&2 \
-    || die "$spec does not resolve from $dest alone"
+    --report "$report" "$spec" "$@" >&2 \
+    || die "$spec $* does not resolve from $dest alone"
 names=$("$python" -c '
 import json, sys
 for item in json.load(open(sys.argv[1]))["install"]:

@@ -208,3 +208,15 @@ def test_drop_ssh_needs_the_supervisor_image(droppable):
     finally:
         hs.exec("th1", ["mv", th.SUPERVISOR_PID_FILE + ".bak", th.SUPERVISOR_PID_FILE])
     assert hs.ssh("th1", "true").returncode == 0
+
+
+def test_stop_and_start_container_after_drop(droppable):
+    hs = droppable
+    hs.drop_ssh("th1")
+    t0 = time.monotonic()
+    hs.stop_container("th1", timeout=10)  # SIGTERM: catatonit -> supervisor, no 10 s wait for SIGKILL
+    assert time.monotonic() - t0 < 5
+    hs.start_container("th1")  # a fresh start clears the pause: sshd runs again
+    assert hs.ssh("th1", "id -un").stdout == "trainer\n"
+    hs.drop_ssh("th1")  # and the supervisor is back too
+    hs.resume_ssh("th1")

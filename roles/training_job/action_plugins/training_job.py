@@ -251,6 +251,7 @@ class ActionModule(ActionBase):
             "rt_rc": st["rc"],
             "rt_state": "ended" if st["rc"] is not None else ("lost" if lost else "running"),
             "rt_size": st["size"],
+            "rt_outputs": st.get("outputs", False),
             "rt_started": st.get("started"),
             "rt_ended": st.get("ended"),
         }

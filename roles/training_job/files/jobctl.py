@@ -181,6 +181,7 @@ def cmd_launch(job):
     os.unlink(p["spec"])  # env values stay on disk only as long as needed
     if spec.get("output"):
         os.makedirs(os.path.join(p["work"], spec["output"]), mode=0o700, exist_ok=True)
+        _write_atomic(os.path.join(p["rt"], "output"), spec["output"])
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -215,10 +216,16 @@ def _state(p):
         size = os.path.getsize(p["log"])
     except OSError:
         size = 0
+    output = _read(os.path.join(p["rt"], "output"))
+    try:
+        has_outputs = bool(output) and bool(os.listdir(os.path.join(p["work"], output)))
+    except OSError:
+        has_outputs = False
     return {
         "rc": int(rc) if rc is not None else None,
         "alive": alive,
         "size": size,
+        "outputs": has_outputs,
         "started": _read(p["started"]),
         "ended": _read(p["ended"]),
     }
