@@ -124,13 +124,13 @@ def train(**params: Any) -> None:
             python=requirements.python,
             env=parse_env(params["env"]),
             timeout=parse_duration(params["timeout"]) if params["timeout"] is not None else None,
-            grace=parse_duration(params["grace"]),
+            grace=parse_duration(params["grace"], "--grace", allow_zero=True),
             requirements=requirements,
             provision=not params["no_provision"],
             detach=params["detach"],
             output=params["output"],
             output_dir=params["output_dir"],
-            sync_every=parse_duration(params["sync_every"]) if params["sync_every"] else None,
+            sync_every=parse_duration(params["sync_every"], "--sync-every") if params["sync_every"] else None,
             max_workdir_size=parse_size(params["max_workdir_size"]),
         )
         result = run_train(spec, _write_line, accept_new_host_keys=params["accept_new_host_keys"])
@@ -256,7 +256,7 @@ def cancel(job: str, grace: str, verbose: int, debug: bool) -> None:
     _setup_logging(verbose)
 
     def action() -> int:
-        record = control.cancel(job, parse_duration(grace))
+        record = control.cancel(job, parse_duration(grace, "--grace", allow_zero=True))
         _write_line(f"job {record.id}: {record.state}")
         return 0
 
@@ -273,7 +273,8 @@ def clean(**params: Any) -> None:
     _setup_logging(params["verbose"])
 
     def action() -> int:
-        removed = control.clean(params["inventory"], params["limit"], parse_duration(params["older_than"]))
+        age = parse_duration(params["older_than"], "--older-than", allow_zero=True)
+        removed = control.clean(params["inventory"], params["limit"], age)
         for host in sorted(removed):
             _write_line(f"{host}: removed {len(removed[host])} job directories")
         return 0

@@ -104,7 +104,7 @@ def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--timeout", allow_zero: bool = False) -> float:
     """'90m' -> 5400.0; accepts ms, s, m, h, d and combinations like '1h30m'; a bare number is seconds."""
     value = text.strip()
     pos, total = 0, 0.0
@@ -115,9 +115,9 @@ def parse_duration(text: str) -> float:
         pos = match.end()
         while pos < len(value) and value[pos] == " ":
             pos += 1
-    if not value or pos != len(value) or total <= 0:
+    if not value or pos != len(value) or total < 0 or (total == 0 and not allow_zero):
         raise BadTimeout(
-            f"invalid --timeout {text!r}: expected a positive duration",
+            f"invalid {option} {text!r}: expected a {'' if allow_zero else 'positive '}duration",
             hint="use a number of seconds or a duration such as 90s, 30m, 2h or 1h30m",
         )
     return total

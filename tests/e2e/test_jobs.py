@@ -159,7 +159,8 @@ def test_a_lost_job_is_reported_as_lost(testhosts, tmp_path):
     )
     job = res.stdout.strip()
     # Kill the job and its launcher from outside, so that nobody writes an exit code.
-    testhosts.ssh("th1", f"pkill -9 -f 'jobctl.py launch .*{job}'; pkill -9 -f {tag}; true")
+    # ([x]yz patterns do not match the pkill command line itself.)
+    testhosts.ssh("th1", f"pkill -9 -f '[j]obctl.py launch .*{job}'; pkill -9 -f '[{tag[0]}]{tag[1:]}'; true")
     time.sleep(1.5)
     status = run_driver(["status", job], tmp_path)
     assert status.returncode == 0, status.stderr
@@ -219,3 +220,20 @@ def test_workdir_over_the_size_limit_is_refused(tmp_path):
     (line,) = error_lines(res.stderr)
     assert "2.9 MiB" in line and "1.0 MiB" in line
     assert ".driverignore" in res.stderr
+
+
+def test_following_survives_sshd_going_away_and_coming_back(start_testhosts, tmp_path):
+    hs = start_testhosts(1)
+    proc = start_driver(["train", str(SCRIPTS / "counter.py"), "-i", str(hs.inventory_path), "--no-provision",
+                         "--", "40", "0.2", "0"], tmp_path)
+    try:
+        read_until(proc, "line 5")
+        hs.drop_ssh("th1")  # every SSH connection breaks; the job goes on
+        time.sleep(3)
+        hs.resume_ssh("th1")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    lines = [f"line {i}" for i in range(6)] + out.splitlines()
+    assert lines == [f"line {i}" for i in range(40)] + ["end"]
