@@ -7,6 +7,8 @@ HOSTS ?= 2
 # Small real packages that the provisioning tests serve to hosts from a local wheelhouse.
 TEST_WHEELS := six==1.16.0 iniconfig==2.0.0
 WHEELHOUSE := .state/wheelhouse
+# PyTorch's CPU build and its dependencies, for the multi-node test's hosts (offline).
+TORCH_WHEELHOUSE := .state/torch-wheelhouse
 
 .PHONY: help install lint test molecule bench hosts-up hosts-down images wheelhouse clean
 
@@ -27,8 +29,9 @@ lint: install  ## ruff, yamllint and ansible-lint (production profile).
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
 
-wheelhouse: install  ## Download the test wheels (the tests' hosts install from it, offline).
+wheelhouse: install  ## Download the test wheels (the tests' hosts install from them, offline).
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
+	bash testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
 
 test: lint wheelhouse  ## The whole suite: lint, pytest and every molecule scenario, against real hosts (see .ci/run).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest

@@ -18,7 +18,7 @@ import click
 from driver.errors import HELP_EXIT_CODES, DriverError
 from driver.events import describe_report
 from driver.options import hosts_options, requirements_from, requirements_options
-from driver.spec import JobSpec, parse_duration, parse_env
+from driver.spec import JobSpec, parse_duration, parse_env, parse_nodes
 from driver.staging import parse_size
 
 log = logging.getLogger("driver")
@@ -100,6 +100,14 @@ def main() -> None:
     "--sync-every", metavar="DURATION", help="Also bring the outputs back this often while it runs."
 )
 @click.option("--max-workdir-size", default="2G", show_default=True, help="Refuse a larger --workdir.")
+@click.option("--nodes", help="One job over N matched hosts (or 'all'): NODE_RANK, NNODES, MASTER_ADDR...")
+@click.option(
+    "--launcher", type=click.Choice(["torchrun"]), help="Start the script under torchrun on each node."
+)
+@click.option(
+    "--nproc-per-node", type=int, default=1, show_default=True, help="Processes per node (torchrun)."
+)
+@click.option("--master-port", type=int, default=29500, show_default=True, help="Rendezvous port on rank 0.")
 def train(**params: Any) -> None:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
@@ -132,6 +140,10 @@ def train(**params: Any) -> None:
             output_dir=params["output_dir"],
             sync_every=parse_duration(params["sync_every"], "--sync-every") if params["sync_every"] else None,
             max_workdir_size=parse_size(params["max_workdir_size"]),
+            nodes=parse_nodes(params["nodes"], params["launcher"]),
+            launcher=params["launcher"] or "",
+            nproc_per_node=params["nproc_per_node"],
+            master_port=params["master_port"],
         )
         result = run_train(spec, _write_line, accept_new_host_keys=params["accept_new_host_keys"])
         if result.detached:

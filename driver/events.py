@@ -11,11 +11,13 @@ from typing import Any
 from driver.errors import (
     AnsibleFailure,
     AuthenticationFailed,
+    BadNodes,
     DriverError,
     HostKeyFailed,
     HostUnreachable,
     JobMissing,
     NoPython,
+    PreflightFailed,
     RequirementsFailed,
 )
 
@@ -40,6 +42,7 @@ class Launched:
     job_dir: str
     pgid: int
     hosts: int
+    rank: int | None = None
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Translator:
             return Output(record["h"], record["o"], base64.b64decode(record["d"]))
         if record["k"] == "launched":
             log.info("[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"])
-            return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1))
+            return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1), record.get("r"))
         return None
 
 
@@ -162,6 +165,14 @@ def unreachable_error(host: str, msg: str) -> DriverError:
 def failure_error(host: str, res: dict[str, Any], action: str = "") -> DriverError:
     reason = res.get("rt_error")
     msg = str(res.get("msg", "")).strip()
+    if msg.startswith("nodes:"):
+        return BadNodes(msg.removeprefix("nodes:").strip(), hint="lower --nodes or widen --limit/--inventory")
+    if msg.startswith("preflight:"):
+        return PreflightFailed(
+            msg.removeprefix("preflight:").strip(),
+            hint="check MASTER_ADDR (set train_master_addr per host in the inventory), the firewall, "
+            "--master-port, and that every host has the same python/torch",
+        )
     if msg.startswith("no usable python"):
         return NoPython(
             msg, hint="install python3 (3.9 or newer) on the host, or set remote_host_python for it"

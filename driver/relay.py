@@ -30,6 +30,7 @@ class Relay:
         self.sink = sink
         self.log_dir = log_dir
         self.prefix_hosts = prefix_hosts
+        self.labels: dict[str, str] = {}  # host -> prefix label, e.g. "0:gpu1" for rank 0
         self.streams: dict[str, _HostStream] = {}
 
     def _stream(self, host: str) -> _HostStream:
@@ -72,4 +73,4 @@ class Relay:
 
     def _emit(self, host: str, line: bytes) -> None:
         text = line.decode("utf-8", errors="replace").rstrip("\r")
-        self.sink(f"[{host}] {text}" if self.prefix_hosts else text)
+        self.sink(f"[{self.labels.get(host, host)}] {text}" if self.prefix_hosts else text)

@@ -12,6 +12,7 @@ from pathlib import Path
 from driver.errors import (
     BadEnv,
     BadInventory,
+    BadNodes,
     BadRequirements,
     BadTimeout,
     BadWorkdir,
@@ -85,6 +86,10 @@ class JobSpec:
     output_dir: Path | None = None
     sync_every: float | None = None
     max_workdir_size: int = 2 << 30
+    nodes: int | str = 0  # 0: every host on its own; N or "all": one job over that many hosts
+    launcher: str = ""  # "" or "torchrun"
+    nproc_per_node: int = 1
+    master_port: int = 29500
     timeout: float | None = None
     grace: float = 10.0
     job_id: str = field(default_factory=lambda: new_job_id())
@@ -144,6 +149,17 @@ def parse_env(items: tuple[str, ...] | list[str]) -> dict[str, str]:
             raise BadEnv(f"invalid --env {name}: the value contains a NUL byte", hint="remove the NUL byte")
         env[name] = value
     return env
+
+
+def parse_nodes(text: str | None, launcher: str | None) -> int | str:
+    """--nodes: a positive number or 'all'; a launcher alone means every matched host."""
+    if text is None:
+        return "all" if launcher else 0
+    if text == "all":
+        return "all"
+    if not text.isdigit() or int(text) < 1:
+        raise BadNodes(f"invalid --nodes {text!r}", hint="give a positive number of hosts, or 'all'")
+    return int(text)
 
 
 def check_script(script: Path) -> None:

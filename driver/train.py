@@ -13,7 +13,7 @@ from pathlib import Path
 
 from driver import assets, jobs, outputs, playbook, staging
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
-from driver.events import HostOutcome, HostReport, describe_report
+from driver.events import HostOutcome, HostReport, Launched, describe_report
 from driver.relay import LineSink, Relay
 from driver.session import Session, local_inventory, signals
 from driver.spec import JobSpec
@@ -47,7 +47,23 @@ class _Job(Session):
         self.cancel_at: float | None = None
 
     def handle(self, item: object) -> bool:
+        if isinstance(item, Launched) and item.rank is not None:
+            assert self.relay is not None
+            self.relay.labels[item.host] = f"{item.rank}:{item.host}"
+            self.relay.prefix_hosts = True
         if isinstance(item, HostOutcome):
+            failed = item.error is not None or (item.rc and not item.cancelled)
+            launched = bool(self.hosts)
+            if (
+                self.spec.nodes
+                and launched
+                and failed
+                and self.cancelled is None
+                and not self.cancel_file.exists()
+            ):
+                # One rank failed: the others are stopped; the driver exits with this rank's code.
+                log.warning("[%s] failed; stopping the other ranks", item.host)
+                self.cancel_file.write_text("a rank failed", encoding="utf-8")
             if item.cancelled:
                 log.info("[%s] the job was stopped (%s); exit code %s", item.host, item.cancelled, item.rc)
             elif item.rc:
@@ -120,6 +136,10 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
             "training_job_detach": spec.detach,
             "training_job_output": spec.output,
             "training_job_output_dir": str(output_dir),
+            "train_nodes": spec.nodes,
+            "training_job_launcher": spec.launcher,
+            "training_job_nproc_per_node": spec.nproc_per_node,
+            "training_job_master_port": spec.master_port,
             "train_provision": spec.provision,
             "train_python": spec.python or "python3",
             **(spec.requirements.extravars() if spec.provision else {}),

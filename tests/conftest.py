@@ -97,3 +97,32 @@ def wheelhouse() -> Path:
     if not any(w.startswith("six-") for w in wheels) or not any(w.startswith("iniconfig-") for w in wheels):
         pytest.fail(f"the test wheelhouse {WHEELHOUSE} is incomplete: run `make wheelhouse`")
     return WHEELHOUSE
+
+
+TORCH_WHEELHOUSE = Path(__file__).resolve().parents[1] / ".state" / "torch-wheelhouse"
+
+
+@pytest.fixture(scope="session")
+def torch_wheelhouse() -> Path:
+    """PyTorch's CPU build and its dependencies for the hosts, made by `make wheelhouse`."""
+    if not any(TORCH_WHEELHOUSE.glob("torch-*.whl")):
+        pytest.fail(f"no torch wheel in {TORCH_WHEELHOUSE}: run `make wheelhouse`")
+    return TORCH_WHEELHOUSE
+
+
+def container_ip(hs: th.HostSet, name: str) -> str:
+    return th._podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}", hs.container(name)).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def cluster(start_testhosts, tmp_path_factory):
+    """Two hosts that reach each other; the inventory tells every rank the master's bridge address."""
+    hs = start_testhosts(2)
+    inventory = tmp_path_factory.mktemp("cluster") / "inventory.ini"
+    master = container_ip(hs, "th1")
+    inventory.write_text(
+        hs.inventory_path.read_text().replace(
+            "ansible_user=trainer", f"ansible_user=trainer train_master_addr={master}"
+        )
+    )
+    return hs, inventory

@@ -224,8 +224,20 @@ def test_workdir_over_the_size_limit_is_refused(tmp_path):
 
 def test_following_survives_sshd_going_away_and_coming_back(start_testhosts, tmp_path):
     hs = start_testhosts(1)
-    proc = start_driver(["train", str(SCRIPTS / "counter.py"), "-i", str(hs.inventory_path), "--no-provision",
-                         "--", "40", "0.2", "0"], tmp_path)
+    proc = start_driver(
+        [
+            "train",
+            str(SCRIPTS / "counter.py"),
+            "-i",
+            str(hs.inventory_path),
+            "--no-provision",
+            "--",
+            "40",
+            "0.2",
+            "0",
+        ],
+        tmp_path,
+    )
     try:
         read_until(proc, "line 5")
         hs.drop_ssh("th1")  # every SSH connection breaks; the job goes on

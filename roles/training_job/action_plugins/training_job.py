@@ -83,6 +83,12 @@ class ActionModule(ActionBase):
             "until_now",
             "reconnect",
             "older_than",
+            "nodes",
+            "rank",
+            "master_addr",
+            "master_port",
+            "launcher",
+            "nproc_per_node",
         )
     )
 
@@ -123,7 +129,9 @@ class ActionModule(ActionBase):
         if mode == "status":
             result.update(self._status_fields(status))
         elif mode == "follow":
-            result.update(self._follow(args, offset=int(args.get("offset") or 0), until_now=args.get("until_now")))
+            result.update(
+                self._follow(args, offset=int(args.get("offset") or 0), until_now=args.get("until_now"))
+            )
         elif mode == "kill":
             result["changed"] = status["rc"] is None and status["alive"]
             if result["changed"]:
@@ -145,17 +153,45 @@ class ActionModule(ActionBase):
                 tar.add(script, arcname="work/" + rel)
             with open(self._find_needle("files", "jobctl.py"), "rb") as f:
                 _add_bytes(tar, ".rt/jobctl.py", f.read(), 0o700)
+            launcher, dist_env = self._distributed(args)
             spec = {
-                "argv": [*(spec_in.get("launcher") or [args.get("python") or "python3"]), rel, *spec_in.get("args", [])],
+                "argv": [*launcher, rel, *spec_in.get("args", [])],
                 "env": {
                     **{str(k): str(v) for k, v in (args.get("job_env") or {}).items()},
+                    **dist_env,
                     **spec_in.get("env", {}),
-                    **(spec_in.get("host_env") or {}).get(self._host, {}),
                 },
                 "output": args.get("output") or "",
             }
             _add_bytes(tar, ".rt/spec.json", json.dumps(spec).encode())
         return buf.getvalue(), bool(stage)
+
+    @staticmethod
+    def _distributed(args: dict) -> tuple[list[str], dict[str, str]]:
+        """The command that starts the script, and the rendezvous environment of a multi-node job."""
+        python = args.get("python") or "python3"
+        nodes = int(args.get("nodes") or 0)
+        if nodes <= 0:
+            return [python], {}
+        rank, addr, port = int(args.get("rank") or 0), str(args["master_addr"]), int(args["master_port"])
+        nproc = int(args.get("nproc_per_node") or 1)
+        env = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
+        if args.get("launcher") == "torchrun":
+            argv = [
+                python,
+                "-m",
+                "torch.distributed.run",
+                f"--nnodes={nodes}",
+                f"--nproc-per-node={nproc}",
+                f"--node-rank={rank}",
+                f"--master-addr={addr}",
+                f"--master-port={port}",
+            ]
+            env["WORLD_SIZE"] = nodes * nproc
+        else:
+            argv = [python]
+            env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
+        return argv, {k: str(v) for k, v in env.items()}
 
     def _launch(self, args: dict, result: dict) -> str | None:
         payload, staged = self._payload(args)
@@ -189,7 +225,10 @@ class ActionModule(ActionBase):
             )
             return None
         hosts = self._task_vars.get("ansible_play_hosts_all") or [self._host]
-        self._relay({"k": "launched", "job": info["job"], "pgid": info["pgid"], "n": len(hosts)})
+        launched = {"k": "launched", "job": info["job"], "pgid": info["pgid"], "n": len(hosts)}
+        if int(args.get("nodes") or 0) > 0:
+            launched["r"] = int(args.get("rank") or 0)
+        self._relay(launched)
         return info["job"]
 
     # -- following ----------------------------------------------------------------------------------
@@ -262,11 +301,15 @@ class ActionModule(ActionBase):
             source = f.read()
         root = _quote_path(args["root"])
         res = self._low_level_execute_command(
-            f"{self._py} -S - clean {root} {float(args.get('older_than') or 0)}", sudoable=False, in_data=source
+            f"{self._py} -S - clean {root} {float(args.get('older_than') or 0)}",
+            sudoable=False,
+            in_data=source,
         )
         info = self._last_json(res.get("stdout", ""))
         if res["rc"] != 0 or info is None:
-            raise AnsibleActionFail(f"cleaning {args['root']} failed on {self._host}: {res.get('stderr', '')}")
+            raise AnsibleActionFail(
+                f"cleaning {args['root']} failed on {self._host}: {res.get('stderr', '')}"
+            )
         result.update(changed=bool(info["removed"]), rt_removed=info["removed"], rt_kept=info["kept"])
         return result
 

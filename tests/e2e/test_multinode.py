@@ -1,0 +1,121 @@
+"""One job over many hosts: rank environment, torch.distributed rendezvous, preflight, fail-fast."""
+
+from __future__ import annotations
+
+import uuid
+
+from driverproc import SCRIPTS, error_lines, run_driver
+
+
+def torch_args(wheelhouse) -> list[str]:
+    return ["--packages", "torch==2.13.0", "--wheelhouse", str(wheelhouse), "--no-index"]
+
+
+def test_gloo_all_reduce_across_two_hosts(cluster, torch_wheelhouse, tmp_path):
+    _, inventory = cluster
+    res = run_driver(
+        [
+            "train",
+            str(SCRIPTS / "all_reduce.py"),
+            "-i",
+            str(inventory),
+            "--nodes",
+            "2",
+            *torch_args(torch_wheelhouse),
+        ],
+        tmp_path,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    # (torch warns on stderr-turned-log lines that numpy is absent: only the result lines matter)
+    assert sorted(line for line in res.stdout.splitlines() if "sum" in line) == [
+        "[0:th1] rank 0 of 2 on node 0: sum 3",
+        "[1:th2] rank 1 of 2 on node 1: sum 3",
+    ]
+
+
+def test_torchrun_with_two_processes_per_node(cluster, torch_wheelhouse, tmp_path):
+    _, inventory = cluster
+    res = run_driver(
+        [
+            "train",
+            str(SCRIPTS / "all_reduce.py"),
+            "-i",
+            str(inventory),
+            "--launcher",
+            "torchrun",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29611",
+            *torch_args(torch_wheelhouse),
+        ],
+        tmp_path,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    sums = [line for line in res.stdout.splitlines() if "sum" in line]
+    assert len(sums) == 4
+    assert all(
+        line.endswith("of 4 on node 0: sum 10") or line.endswith("of 4 on node 1: sum 10") for line in sums
+    )
+
+
+def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(cluster, tmp_path):
+    hs, inventory = cluster
+    tag = uuid.uuid4().hex
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os, sys, time\nprint('rank', os.environ['NODE_RANK'], flush=True)\n"
+        "if os.environ['NODE_RANK'] == '1':\n    time.sleep(1)\n    sys.exit(5)\ntime.sleep(600)\n"
+    )
+    res = run_driver(
+        ["train", str(script), "-i", str(inventory), "--nodes", "2", "--grace", "2s", "--", tag], tmp_path
+    )
+    assert res.returncode == 5, res.stderr
+    for host in ("th1", "th2"):
+        assert hs.pids_matching(host, tag) == [], host
+
+
+def test_preflight_names_the_rank_that_cannot_reach_the_master(cluster, tmp_path):
+    hs, _ = cluster
+    # Without train_master_addr every rank is told 127.0.0.1: th2 cannot reach th1 there.
+    res = run_driver(
+        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(hs.inventory_path), "--nodes", "2", "--", "0"],
+        tmp_path,
+    )
+    assert res.returncode == 81
+    (line,) = error_lines(res.stderr)
+    assert "th2 (rank 1)" in line and "127.0.0.1:29500" in line
+
+
+def test_preflight_names_hosts_whose_versions_differ(cluster, torch_wheelhouse, tmp_path):
+    _, inventory = cluster
+    mixed = tmp_path / "mixed.ini"
+    # Only th1's requirements (from the inventory) include torch: the ranks' torch versions differ.
+    th1_vars = (
+        f"remote_host_packages='[\"torch==2.13.0\"]' remote_host_wheelhouse={torch_wheelhouse} "
+        "remote_host_no_index=true"
+    )
+    mixed.write_text(inventory.read_text().replace("th1 ansible_host", f"th1 {th1_vars} ansible_host"))
+    res = run_driver(
+        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(mixed), "--nodes", "2", "--", "0"],
+        tmp_path,
+        timeout=600,
+    )
+    assert res.returncode == 81, res.stderr
+    (line,) = error_lines(res.stderr)
+    assert "versions differ" in line
+    assert (
+        "th1 cuda=None,python=3.11.2,torch=2.13.0+cpu" in line
+        and "th2 cuda=None,python=3.11.2,torch=None" in line
+    )
+
+
+def test_too_few_hosts_for_nodes(cluster, tmp_path):
+    _, inventory = cluster
+    res = run_driver(
+        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "3", "--", "0"], tmp_path
+    )
+    assert res.returncode == 80
+    assert "--nodes 3 but only 2 hosts match" in error_lines(res.stderr)[0]
