@@ -52,6 +52,7 @@ hosts-down:  ## Remove the test hosts started by hosts-up.
 bench: install images wheelhouse  ## Benchmarks against test hosts: launch overhead, relay latency, provisioning.
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/provision.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/fanout.py
 
 clean:  ## Remove the venv and local state of the dev tools.
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache

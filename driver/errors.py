@@ -45,7 +45,7 @@ Exit codes:
   130      interrupted (Ctrl+C); the job was stopped on every host
   143      the driver got SIGTERM; the job was stopped on every host
   2        invalid command line (unknown option, missing argument)
-  64       invalid --timeout
+  64       invalid --timeout (or --grace, --sync-every, --older-than)
   65       invalid --env
   66       script not found or not readable
   67       script is a directory

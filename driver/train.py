@@ -165,7 +165,7 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
 
 def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     spec = job.spec
-    hosts = job.hosts or [o.host for o in job.outcomes]
+    hosts = sorted(job.hosts or [o.host for o in job.outcomes])
     host_rc = {o.host: o.rc for o in job.outcomes}
     if spec.detach and job.outcomes and all(o.state == "running" for o in job.outcomes):
         jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
