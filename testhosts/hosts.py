@@ -200,6 +200,10 @@ class HostSet:
         self.stop()
 
     # -- commands ----------------------------------------------------------------
+    def container_ip(self, name: str) -> str:
+        """The host's address on the podman network (how other containers reach it)."""
+        return _podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}", self.container(name)).stdout.strip()
+
     def ssh_argv(self, name: str, *args: str) -> list[str]:
         """``ssh -F <state>/ssh_config NAME ARGS...`` (for Popen, rsync -e, ...)."""
         self.hosts[name]  # KeyError for unknown names

@@ -110,16 +110,12 @@ def torch_wheelhouse() -> Path:
     return TORCH_WHEELHOUSE
 
 
-def container_ip(hs: th.HostSet, name: str) -> str:
-    return th._podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}", hs.container(name)).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def cluster(start_testhosts, tmp_path_factory):
     """Two hosts that reach each other; the inventory tells every rank the master's bridge address."""
     hs = start_testhosts(2)
     inventory = tmp_path_factory.mktemp("cluster") / "inventory.ini"
-    master = container_ip(hs, "th1")
+    master = hs.container_ip("th1")
     inventory.write_text(
         hs.inventory_path.read_text().replace(
             "ansible_user=trainer", f"ansible_user=trainer train_master_addr={master}"
