@@ -294,6 +294,48 @@ def clean(**params: Any) -> None:
     _run(params["debug"], action)
 
 
+@click.command()
+@click.argument("script", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--name", help="TrainJob name (default: random, like the Kubeflow SDK's).")
+@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the TrainJob.")
+@click.option(
+    "-e", "--env", "env", multiple=True, metavar="K=V", help="Environment variable (stored in the TrainJob)."
+)
+@click.option("--timeout", help="activeDeadlineSeconds of the TrainJob (e.g. 2h).")
+@click.option("--context", help="kubeconfig context (default: the current one).")
+@click.option("--dry-run", is_flag=True, help="Print the TrainJob as YAML instead of creating it.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def submit(**params: Any) -> None:
+    """Create a TrainJob on the `remote` ClusterTrainingRuntime that runs SCRIPT ARGS on the external hosts.
+
+    The runtime's pod streams the script's output (`kubectl logs`) and ends with its exit code.
+    """
+    from driver import submit as submitting
+
+    _setup_logging(0)
+
+    def action() -> int:
+        obj = submitting.trainjob(
+            params["script"],
+            list(params["args"]),
+            name=params["name"],
+            namespace=params["namespace"],
+            env=parse_env(params["env"]),
+            deadline=parse_duration(params["timeout"]) if params["timeout"] else None,
+        )
+        if params["dry_run"]:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(obj, sort_keys=False))
+            return 0
+        created = submitting.create(obj, params["context"])
+        _write_line(f"trainjob/{created['metadata']['name']} created in namespace {params['namespace']}")
+        return 0
+
+    _run(params["debug"], action)
+
+
 def _float(value: object) -> float | None:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -301,5 +343,5 @@ def _float(value: object) -> float | None:
         return None
 
 
-for command in (train, provision, jobs_command, status, logs, cancel, clean):
+for command in (train, provision, jobs_command, status, logs, cancel, clean, submit):
     main.add_command(command)

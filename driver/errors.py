@@ -62,7 +62,8 @@ Exit codes:
   78       no such job (driver status/logs/cancel), or its directory is gone from a host
   79       the job was lost: it no longer runs and left no exit code
   80       --nodes larger than the number of matched hosts, or invalid
-  81       multi-node preflight failed (rendezvous port unreachable, versions differ)"""
+  81       multi-node preflight failed (rendezvous port unreachable, versions differ)
+  82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob"""
 
 
 class DriverError(Exception):

@@ -1,0 +1,82 @@
+"""`driver submit`: its TrainJob validates against the v2.3.0 CRD; without a cluster, one clear error."""
+
+from __future__ import annotations
+
+import base64
+import socket
+
+import yaml
+from crds import validate
+from driverproc import REPO, SCRIPTS, error_lines, run_driver
+
+HELLO = str(REPO / "examples" / "hello.py")
+
+
+def test_dry_run_trainjob_is_valid_and_carries_the_script(tmp_path):
+    res = run_driver(
+        [
+            "submit",
+            HELLO,
+            "--dry-run",
+            "--name",
+            "hello-1",
+            "-n",
+            "team-a",
+            "--env",
+            "A=1",
+            "--timeout",
+            "2h",
+            "--",
+            "--epochs",
+            "2",
+        ],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    job = yaml.safe_load(res.stdout)
+    assert validate(job) == []
+    assert job["metadata"] == {"name": "hello-1", "namespace": "team-a"}
+    assert job["spec"]["runtimeRef"]["name"] == "remote"
+    assert job["spec"]["activeDeadlineSeconds"] == 7200
+    command = job["spec"]["trainer"]["command"]
+    assert command[:3] == ["remote-trainer-runner", "--script-b64", "hello.py"]
+    assert base64.b64decode(command[3]) == (REPO / "examples" / "hello.py").read_bytes()
+    assert command[4:] == ["--epochs", "2"]
+    assert job["spec"]["trainer"]["env"] == [{"name": "A", "value": "1"}]
+
+
+def test_generated_names_follow_the_trainjob_rules(tmp_path):
+    for _ in range(3):
+        job = yaml.safe_load(run_driver(["submit", HELLO, "--dry-run"], tmp_path).stdout)
+        assert validate(job) == []
+
+
+def test_invalid_name_is_refused(tmp_path):
+    res = run_driver(["submit", HELLO, "--dry-run", "--name", "Hello_World"], tmp_path)
+    assert res.returncode == 2
+    assert "invalid --name 'Hello_World'" in error_lines(res.stderr)[0]
+
+
+def test_no_cluster_is_one_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "dead",
+                "clusters": [{"name": "dead", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
+            }
+        )
+    )
+    res = run_driver(
+        ["submit", str(SCRIPTS / "exit_with.py")], tmp_path, extra_env={"KUBECONFIG": str(kubeconfig)}
+    )
+    assert res.returncode == 82
+    (line,) = error_lines(res.stderr)
+    assert "unreachable" in line and "Traceback" not in res.stderr
