@@ -10,7 +10,7 @@ WHEELHOUSE := .state/wheelhouse
 # PyTorch's CPU build and its dependencies, for the multi-node test's hosts (offline).
 TORCH_WHEELHOUSE := .state/torch-wheelhouse
 
-.PHONY: help install lint test molecule bench hosts-up hosts-down images wheelhouse clean
+.PHONY: help install lint test molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,8 +37,29 @@ test: lint wheelhouse  ## The whole suite: lint, pytest and every molecule scena
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
 	$(MAKE) molecule
 
-molecule: install images wheelhouse  ## molecule test for every scenario in molecule/.
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test --all
+# Scenarios that run on this kind of machine; minikube and kubeflow_trainer need a Docker engine and run
+# in the cluster workflow (.github/workflows/cluster.yml).
+SCENARIOS ?= remote_host training_job runner_image remote_runtime
+
+molecule: install images wheelhouse  ## molecule test for every scenario that runs here (SCENARIOS=...).
+	for s in $(SCENARIOS); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s $$s || exit 1; done
+
+# The user's inventory, key and known_hosts for the `remote` runtime (never written into the repository).
+INVENTORY ?= $(HOME)/.config/remote-trainer/hosts.ini
+SSH_KEY ?= $(HOME)/.ssh/id_ed25519
+KNOWN_HOSTS ?= $(HOME)/.ssh/known_hosts
+CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY) \
+	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS)
+PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
+
+cluster-up: install  ## minikube + runner image + Kubeflow Trainer + the remote runtime (INVENTORY, SSH_KEY, KNOWN_HOSTS).
+	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS)
+
+cluster-down: install  ## Delete the minikube profile.
+	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS) -e minikube_state=absent
+
+image: install  ## Build the runner image (tagged by content).
+	$(PLAYBOOK) playbooks/image.yml
 
 images:  ## Build the sshd test host images (once; skipped when current).
 	bash testhosts/build-image.sh
