@@ -336,6 +336,34 @@ def submit(**params: Any) -> None:
     _run(params["debug"], action)
 
 
+@click.group()
+def cluster() -> None:
+    """The Kubernetes side: Kubeflow Trainer and the `remote` runtime (see `make cluster-up`)."""
+
+
+@cluster.command(name="status")
+@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the TrainJobs.")
+@click.option("--context", help="kubeconfig context (default: the current one).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def cluster_status(namespace: str, context: str | None, debug: bool) -> None:
+    """Show what is installed and ready; exit 83 when something is missing."""
+    from driver import cluster as checking
+
+    _setup_logging(0)
+
+    def action() -> int:
+        checks = checking.status(namespace, context)
+        for check in checks:
+            _write_line(f"{'ok' if check.ok else 'MISSING':8s} {check.name}: {check.detail}")
+        if not all(check.ok for check in checks):
+            raise checking.ClusterNotReady(
+                "the cluster is not ready for TrainJobs on runtime `remote`", hint="run `make cluster-up`"
+            )
+        return 0
+
+    _run(debug, action)
+
+
 def _float(value: object) -> float | None:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -343,5 +371,5 @@ def _float(value: object) -> float | None:
         return None
 
 
-for command in (train, provision, jobs_command, status, logs, cancel, clean, submit):
+for command in (train, provision, jobs_command, status, logs, cancel, clean, submit, cluster):
     main.add_command(command)

@@ -63,7 +63,8 @@ Exit codes:
   79       the job was lost: it no longer runs and left no exit code
   80       --nodes larger than the number of matched hosts, or invalid
   81       multi-node preflight failed (rendezvous port unreachable, versions differ)
-  82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob"""
+  82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob
+  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap)"""
 
 
 class DriverError(Exception):

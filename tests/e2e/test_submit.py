@@ -57,7 +57,8 @@ def test_invalid_name_is_refused(tmp_path):
     assert "invalid --name 'Hello_World'" in error_lines(res.stderr)[0]
 
 
-def test_no_cluster_is_one_clear_error(tmp_path):
+def dead_kubeconfig(tmp_path):
+    """A kubeconfig whose API server is a loopback port nobody listens on."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -80,3 +81,12 @@ def test_no_cluster_is_one_clear_error(tmp_path):
     assert res.returncode == 82
     (line,) = error_lines(res.stderr)
     assert "unreachable" in line and "Traceback" not in res.stderr
+
+
+def test_cluster_status_without_a_cluster(tmp_path):
+    res = run_driver(
+        ["cluster", "status"], tmp_path, extra_env={"KUBECONFIG": str(dead_kubeconfig(tmp_path))}
+    )
+    assert res.returncode == 82
+    (line,) = error_lines(res.stderr)
+    assert "unreachable" in line and "Connection refused" in line
