@@ -75,6 +75,11 @@ def dead_kubeconfig(tmp_path):
             }
         )
     )
+    return kubeconfig
+
+
+def test_no_cluster_is_one_clear_error(tmp_path):
+    kubeconfig = dead_kubeconfig(tmp_path)
     res = run_driver(
         ["submit", str(SCRIPTS / "exit_with.py")], tmp_path, extra_env={"KUBECONFIG": str(kubeconfig)}
     )
