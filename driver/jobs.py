@@ -46,6 +46,7 @@ class JobRecord:
     detached: bool = False
     nodes: int = 0
     message: str = ""
+    deleted: bool = False  # by the Kubeflow SDK backend's delete_job
 
     @property
     def running(self) -> bool:

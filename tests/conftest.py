@@ -11,8 +11,10 @@ Tests using either fixture are marked ``e2e`` automatically.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -122,3 +124,86 @@ def cluster(start_testhosts, tmp_path_factory):
         )
     )
     return hs, inventory
+
+
+# The runner image of the remote runtime (Containerfile), for tests that run it like the runtime's pod.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BASE = "localhost/debian-min:bookworm"
+SOURCES = [
+    "Containerfile",
+    ".containerignore",
+    "pyproject.toml",
+    "README.md",
+    "ansible.cfg",
+    "driver",
+    "playbooks",
+    "roles",
+    "runner",
+]
+
+
+def content_tag() -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        path = REPO_ROOT / name
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            if path.is_dir()
+            else [path]
+        )
+        for f in files:
+            digest.update(str(f.relative_to(REPO_ROOT)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def runner_image(testhost_images) -> str:
+    image = f"localhost/remote-trainer-runner:{content_tag()}"
+    if th._podman("image", "exists", image, check=False).returncode != 0:
+        subprocess.run(
+            [
+                "podman",
+                "build",
+                "-q",
+                "--build-arg",
+                f"BASE={BASE}",
+                "--build-arg",
+                "PIP_CERT=/run/host-ca.crt",
+                "-v",
+                f"{th.CA_BUNDLE}:/run/host-ca.crt:ro",
+                "-t",
+                image,
+                "-f",
+                "Containerfile",
+                ".",
+            ],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    return image
+
+
+@pytest.fixture
+def mounts(testhosts, tmp_path) -> list[str]:
+    """The runtime's mounts: inventory (ConfigMap) and key + known_hosts (Secret, group-readable)."""
+    ip = testhosts.container_ip("th1")
+    inv = tmp_path / "inventory"
+    inv.mkdir()
+    (inv / "hosts.ini").write_text(f"th1 ansible_host={ip} ansible_port=22 ansible_user=trainer\n")
+    ssh = tmp_path / "ssh"
+    ssh.mkdir()
+    shutil.copy(testhosts.key_path, ssh / "id_ed25519")
+    (ssh / "known_hosts").write_text(f"{ip} {testhosts.hosts['th1'].host_key}\n")
+    for path in (ssh / "id_ed25519", ssh / "known_hosts"):
+        path.chmod(0o440)
+        subprocess.run(["chown", "0:1000", str(path)], check=True)
+    return [
+        "-v",
+        f"{inv}:/etc/remote-trainer/inventory:ro",
+        "-v",
+        f"{ssh}:/etc/remote-trainer/ssh:ro",
+        "-v",
+        f"{REPO_ROOT / 'tests' / 'scripts'}:/job:ro",
+    ]
