@@ -89,29 +89,45 @@ def test_the_function_runs_on_the_host(runner_image, mounts, sdk_runtime, testho
     assert testhosts.ssh("th1", ["cat", path]).stdout == "hi there th1\n"
 
 
-def test_packages_go_to_the_host_and_env_reaches_the_function(runner_image, mounts, sdk_runtime, wheelhouse):
+def test_packages_go_to_the_host_and_env_reaches_the_function(
+    runner_image, mounts, sdk_runtime, wheelhouse, tmp_path
+):
+    # The pod's pip --user target and the driver's state, kept to look at after the run.
+    local, state = tmp_path / "local", tmp_path / "state"
+    for path in (local, state):
+        path.mkdir()
+        subprocess.run(["chown", "1000:1000", str(path)], check=True)
     trainer = sdk_types.CustomTrainer(
         func=uses_six, packages_to_install=["six==1.16.0"], env={"GREETING": "hey"}
     )
-    res = run_pod(
-        runner_image,
-        mounts,
-        sdk_runtime,
-        trainer,
-        [
-            "-v",
-            f"{wheelhouse}:/wheels:ro",
-            "--env=REMOTE_TRAINER_TRAIN_OPTIONS=--wheelhouse /wheels --no-index",
-        ],
-    )
+    extra = [
+        "-v",
+        f"{wheelhouse}:/wheels:ro",
+        "-v",
+        f"{local}:/home/runner/.local",
+        "-v",
+        f"{state}:/tmp/remote-trainer",
+        "--env=REMOTE_TRAINER_TRAIN_OPTIONS=--wheelhouse /wheels --no-index",
+    ]
+    res = run_pod(runner_image, mounts, sdk_runtime, trainer, extra)
     assert res.returncode == 0, res.stderr
-    assert "packages recorded for the external host: six==1.16.0" in res.stdout
     (line,) = [line for line in res.stdout.splitlines() if line.startswith("six ")]
     version, prefix, greeting = line.split()[1], line.split()[3], line.split()[5]
     assert version == "1.16.0" and "/.cache/remote-trainer/venvs/" in prefix and greeting == "hey"
+    # The SDK's pip install only recorded the package for the host: nothing was installed in the pod.
+    assert (state / "packages").read_text() == "six==1.16.0\n"
+    assert not [p for p in local.rglob("*") if "six" in p.name]
 
 
 def test_a_failing_function_returns_its_exit_code(runner_image, mounts, sdk_runtime):
     res = run_pod(runner_image, mounts, sdk_runtime, sdk_types.CustomTrainer(func=fails))
     assert res.returncode == 7, res.stderr
     assert "about to fail" in res.stdout
+
+
+def test_the_sdk_accepts_the_remote_runtime(sdk_runtime):
+    """What the SDK makes of our ClusterTrainingRuntime (its get_runtime raises on runtimes it rejects)."""
+    assert sdk_runtime.name == "remote"
+    assert sdk_runtime.trainer.framework == "remote"
+    assert sdk_runtime.trainer.image.startswith("localhost/remote-trainer-runner:")
+    assert list(sdk_runtime.trainer.command)[:2] == ["bash", "-c"]  # PlainML: the function runs with `python`
