@@ -201,3 +201,20 @@ def test_no_python_at_all(start_testhosts, tmp_path):
     (line,) = error_lines(res.stderr)
     assert line.startswith("error: no usable python on th1")
     assert "Traceback" not in res.stderr
+
+
+def test_inventory_environment_reaches_pip_and_the_job(testhosts, tmp_path):
+    inventory = tmp_path / "inventory.ini"
+    env = '{"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "localhost"}'
+    inventory.write_text(
+        testhosts.inventory_path.read_text().replace(
+            "ansible_user=trainer", f"ansible_user=trainer remote_host_environment='{env}'"
+        )
+    )
+    script = tmp_path / "show_env.py"
+    script.write_text(
+        "import os\nprint(os.environ['HTTPS_PROXY'], os.environ['NO_PROXY'], os.environ['MINE'])\n"
+    )
+    res = run_driver(["train", str(script), "-i", str(inventory), "-l", "th1", "--env", "MINE=x"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "http://proxy.example:3128 localhost x\n"

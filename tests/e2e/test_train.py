@@ -302,3 +302,14 @@ def test_python_that_does_not_exist(testhosts, tmp_path):
     res = run_driver(["train", HELLO, *where, "--no-provision"], tmp_path)
     assert res.returncode == 127, res.stderr
     assert "cannot start /opt/no/python" in res.stdout
+
+
+def test_verbose_shows_ansible_events_and_default_output_is_only_the_script(testhosts, tmp_path):
+    quiet = run_driver(["train", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path)
+    assert quiet.stderr == ""
+    loud = run_driver(["train", "-v", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path)
+    assert loud.returncode == 0
+    assert loud.stdout == quiet.stdout  # the script's lines, and only them, on stdout
+    assert "TASK Training job | Run the job and relay its output" in loud.stderr
+    assert "[th1] changed: Training job | Run the job and relay its output" in loud.stderr
+    assert "[th1] job started in /home/trainer/.remote-trainer/jobs/" in loud.stderr
