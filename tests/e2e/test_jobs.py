@@ -249,3 +249,39 @@ def test_following_survives_sshd_going_away_and_coming_back(start_testhosts, tmp
     assert proc.returncode == 0, err
     lines = [f"line {i}" for i in range(6)] + out.splitlines()
     assert lines == [f"line {i}" for i in range(40)] + ["end"]
+
+
+def test_sync_every_brings_outputs_back_while_the_job_runs(testhosts, tmp_path):
+    script = tmp_path / "slow_writer.py"
+    script.write_text(
+        "import time\nopen('outputs/early.txt', 'w').write('early\\n')\nprint('wrote early', flush=True)\n"
+        "time.sleep(12)\nopen('outputs/late.txt', 'w').write('late\\n')\n"
+    )
+    out = tmp_path / "out"
+    proc = start_driver(
+        [
+            "train",
+            str(script),
+            "-i",
+            str(testhosts.inventory_path),
+            "-l",
+            "th1",
+            "--output-dir",
+            str(out),
+            "--sync-every",
+            "2s",
+        ],
+        tmp_path,
+    )
+    try:
+        read_until(proc, "wrote early")
+        deadline = time.monotonic() + 10
+        while not (out / "th1" / "early.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert (out / "th1" / "early.txt").read_text() == "early\n", "not synced while running"
+        assert proc.poll() is None and not (out / "th1" / "late.txt").exists()
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert (out / "th1" / "late.txt").read_text() == "late\n"
