@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import hosts as th
-from driverproc import error_lines, run_driver
+from driverproc import DRIVER, driver_env, error_lines, run_driver
 
 
 def provision(hs, tmp_path, *args: str, inventory=None):
@@ -218,3 +218,32 @@ def test_inventory_environment_reaches_pip_and_the_job(testhosts, tmp_path):
     res = run_driver(["train", str(script), "-i", str(inventory), "-l", "th1", "--env", "MINE=x"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "http://proxy.example:3128 localhost x\n"
+
+
+def test_concurrent_first_provisions_of_one_set_build_it_once(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    argv = [
+        DRIVER,
+        "provision",
+        "-i",
+        str(hs.inventory_path),
+        "--packages",
+        "six==1.16.0 iniconfig==2.0.0",
+        "--wheelhouse",
+        str(wheelhouse),
+        "--no-index",
+    ]
+    procs = [
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=driver_env(tmp_path)
+        )
+        for _ in range(4)
+    ]
+    results = [(p.communicate(timeout=600), p.returncode) for p in procs]
+    assert [code for _, code in results] == [0, 0, 0, 0], [err for (_, err), _ in results]
+    outputs = "".join(out for (out, _), _ in results)
+    assert outputs.count("requirements installed in venv") + outputs.count("requirements ready in venv") == 4
+    venvs = hs.ssh("th1", "ls -d ~/.cache/remote-trainer/venvs/*/").stdout.split()
+    assert len(venvs) == 1
+    hs.ssh("th1", f"{venvs[0]}bin/python -c 'import six, iniconfig'")
+    assert hs.ssh("th1", "ls -A ~/.cache/remote-trainer/locks").stdout == ""
