@@ -28,7 +28,8 @@ def run_control(
     local = assets.job_dir(record.id) / "control" / new_job_id()
     (local / "runner").mkdir(parents=True, mode=0o700)
     prefix = host is None and len(record.hosts) > 1
-    relay = Relay(sink, local, prefix_hosts=prefix) if sink is not None else None
+    # The job's own record keeps the copy of the log made while it ran: no second copy per `logs` call.
+    relay = Relay(sink, None, prefix_hosts=prefix) if sink is not None else None
     session = Session(record.inventory, host or record.limit, local, relay)
     extravars: dict[str, Any] = {
         "training_job_id": record.id,

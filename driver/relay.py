@@ -12,21 +12,21 @@ LineSink = Callable[[str], None]
 
 
 class _HostStream:
-    def __init__(self, host: str, log_path: Path) -> None:
+    def __init__(self, host: str, log_path: Path | None) -> None:
         self.host = host
         self.offset = 0
         self.partial = b""
-        self.file = log_path.open("ab")
+        self.file = log_path.open("ab") if log_path is not None else None
 
 
 class Relay:
     """Feeds each host's bytes, checked against their offsets, into complete lines for the sink.
 
     Lines are prefixed with `[host] ` once the job runs on more than one host. A copy of each host's
-    raw log is kept in `log_dir/<host>.log`.
+    raw log is kept in `log_dir/<host>.log` (none without a log_dir).
     """
 
-    def __init__(self, sink: LineSink, log_dir: Path, prefix_hosts: bool = False) -> None:
+    def __init__(self, sink: LineSink, log_dir: Path | None, prefix_hosts: bool = False) -> None:
         self.sink = sink
         self.log_dir = log_dir
         self.prefix_hosts = prefix_hosts
@@ -36,7 +36,8 @@ class Relay:
     def _stream(self, host: str) -> _HostStream:
         stream = self.streams.get(host)
         if stream is None:
-            stream = self.streams[host] = _HostStream(host, self.log_dir / f"{host}.log")
+            path = self.log_dir / f"{host}.log" if self.log_dir is not None else None
+            stream = self.streams[host] = _HostStream(host, path)
         return stream
 
     def feed(self, host: str, offset: int, data: bytes) -> None:
@@ -48,13 +49,15 @@ class Relay:
                 log.warning("[%s] dropped %d repeated bytes of output", host, stream.offset - offset)
             else:
                 log.warning("[%s] %d bytes of output are missing", host, offset - stream.offset)
-        stream.file.write(data)
+        if stream.file is not None:
+            stream.file.write(data)
         stream.offset += len(data)
         lines = (stream.partial + data).split(b"\n")
         stream.partial = lines.pop()
         for line in lines:
             self._emit(host, line)
-        stream.file.flush()
+        if stream.file is not None:
+            stream.file.flush()
 
     def finish(self, host: str | None = None) -> None:
         """Emit a last line without newline and close the copies (all hosts, or one)."""
@@ -64,7 +67,8 @@ class Relay:
             if stream.partial:
                 self._emit(name, stream.partial)
                 stream.partial = b""
-            stream.file.close()
+            if stream.file is not None:
+                stream.file.close()
             del self.streams[name]
 
     def bytes_received(self, host: str) -> int:
