@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from driver.errors import DriverError
-from driver.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, _reason
+from driver.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, connection_reason
 
 
 class ClusterNotReady(DriverError):
@@ -56,7 +56,8 @@ def status(namespace: str = "default", context: str | None = None) -> list[Check
         raise ClusterUnreachable(f"no usable kubeconfig: {exc}", hint="run `make cluster-up`") from exc
     except (OSError, HTTPError) as exc:
         raise ClusterUnreachable(
-            f"the cluster's API server is unreachable: {_reason(exc)}", hint="check that the cluster runs"
+            f"the cluster's API server is unreachable: {connection_reason(exc)}",
+            hint="check that the cluster runs",
         ) from exc
     ready = deploy is not None and (deploy.status.available_replicas or 0) >= 1
     image = deploy.spec.template.spec.containers[0].image if deploy is not None else ""

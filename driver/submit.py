@@ -102,12 +102,12 @@ def create(obj: dict[str, Any], context: str | None = None) -> dict[str, Any]:
         ) from exc
     except (OSError, HTTPError) as exc:
         raise ClusterUnreachable(
-            f"the cluster's API server is unreachable: {_reason(exc)}",
+            f"the cluster's API server is unreachable: {connection_reason(exc)}",
             hint="check that the cluster runs: `make cluster-up`",
         ) from exc
 
 
-def _reason(exc: BaseException) -> str:
+def connection_reason(exc: BaseException) -> str:
     """The innermost cause of a connection error, without urllib3's object reprs."""
     reason = getattr(exc, "reason", None)
     text = str(reason if reason is not None else exc)

@@ -11,6 +11,11 @@ import hosts as th
 from driverproc import DRIVER, driver_env, error_lines, run_driver
 
 
+def offline(wheelhouse) -> list[str]:
+    """Options that make a host install from the local test wheelhouse, with no index."""
+    return ["--wheelhouse", str(wheelhouse), "--no-index"]
+
+
 def provision(hs, tmp_path, *args: str, inventory=None):
     return run_driver(["provision", "-i", str(inventory or hs.inventory_path), *args], tmp_path, timeout=300)
 
@@ -25,10 +30,9 @@ def test_requirements_on_two_hosts_then_cached_and_a_second_set_beside(start_tes
     hs = start_testhosts(2)
     req = tmp_path / "requirements.txt"
     req.write_text("six==1.16.0\n")
-    offline = ["--wheelhouse", str(wheelhouse), "--no-index"]
 
     start = time.monotonic()
-    first = provision(hs, tmp_path, "-r", str(req), *offline)
+    first = provision(hs, tmp_path, "-r", str(req), *offline(wheelhouse))
     first_time = time.monotonic() - start
     assert first.returncode == 0, first.stderr
     for host in ("th1", "th2"):
@@ -39,13 +43,13 @@ def test_requirements_on_two_hosts_then_cached_and_a_second_set_beside(start_tes
         assert got == "1.16.0\n"
 
     start = time.monotonic()
-    again = provision(hs, tmp_path, "-r", str(req), *offline)
+    again = provision(hs, tmp_path, "-r", str(req), *offline(wheelhouse))
     assert again.returncode == 0, again.stderr
     assert time.monotonic() - start < first_time
     assert again.stdout.count("requirements ready in venv") == 2
     assert venv_of(again.stdout, "th1") == venv_of(first.stdout, "th1")
 
-    second = provision(hs, tmp_path, "-r", str(req), "--packages", "iniconfig==2.0.0", *offline)
+    second = provision(hs, tmp_path, "-r", str(req), "--packages", "iniconfig==2.0.0", *offline(wheelhouse))
     assert second.returncode == 0, second.stderr
     other = venv_of(second.stdout, "th1")
     assert other != venv_of(first.stdout, "th1")
@@ -67,9 +71,7 @@ def test_train_runs_the_script_with_the_venv(testhosts, wheelhouse, tmp_path):
             "th1",
             "--packages",
             "six==1.16.0",
-            "--wheelhouse",
-            str(wheelhouse),
-            "--no-index",
+            *offline(wheelhouse),
         ],
         tmp_path,
         timeout=300,
@@ -94,9 +96,7 @@ def test_offline_host_is_provisioned_from_the_wheelhouse(start_testhosts, wheelh
         tmp_path,
         "--packages",
         "six==1.16.0 iniconfig==2.0.0",
-        "--wheelhouse",
-        str(wheelhouse),
-        "--no-index",
+        *offline(wheelhouse),
     )
     assert res.returncode == 0, res.stderr
     venv = venv_of(res.stdout, "th1")
@@ -165,9 +165,7 @@ def test_python_outside_the_default_path_found_via_the_inventory(start_testhosts
         tmp_path,
         "--packages",
         "six==1.16.0",
-        "--wheelhouse",
-        str(wheelhouse),
-        "--no-index",
+        *offline(wheelhouse),
         inventory=inventory,
     )
     assert res.returncode == 0, res.stderr
@@ -183,9 +181,7 @@ def test_python_outside_the_default_path_found_via_the_inventory(start_testhosts
             str(inventory),
             "--packages",
             "six==1.16.0",
-            "--wheelhouse",
-            str(wheelhouse),
-            "--no-index",
+            *offline(wheelhouse),
         ],
         tmp_path,
         timeout=300,
@@ -229,9 +225,7 @@ def test_concurrent_first_provisions_of_one_set_build_it_once(start_testhosts, w
         str(hs.inventory_path),
         "--packages",
         "six==1.16.0 iniconfig==2.0.0",
-        "--wheelhouse",
-        str(wheelhouse),
-        "--no-index",
+        *offline(wheelhouse),
     ]
     procs = [
         subprocess.Popen(
