@@ -44,21 +44,30 @@ def start_driver(args: list[str], state_dir: Path) -> subprocess.Popen:
 
 
 def read_until(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
-    """Read the driver's stdout line by line until a line contains needle; fail on timeout or EOF."""
-    import selectors
+    """Read the driver's stdout line by line until a line contains needle; fail on timeout or EOF.
 
+    Reads the pipe a byte at a time with os.read, so that nothing past the needle's line is taken
+    into a buffer that select() cannot see (the later lines stay for the next call or communicate()).
+    """
+    import select
+
+    fd = proc.stdout.fileno()
     seen: list[str] = []
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    line = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
             break
-        line = proc.stdout.readline()
-        if not line:
+        byte = os.read(fd, 1)
+        if not byte:
             raise AssertionError(f"driver ended before printing {needle!r}; saw {seen!r}")
-        seen.append(line.rstrip("\n"))
-        if needle in line:
+        if byte != b"\n":
+            line += byte
+            continue
+        text, line = line.decode(errors="replace"), b""
+        seen.append(text)
+        if needle in text:
             return seen
     raise AssertionError(f"{needle!r} not seen within {timeout} s; saw {seen!r}")
 
