@@ -219,12 +219,14 @@ def status(job: str, verbose: int, debug: bool) -> None:
     _setup_logging(verbose)
 
     def action() -> int:
-        record, outcomes = control.status(job)
+        from driver.session import report_copy_errors
+
+        record, session = control.status(job)
         _write_line(
             f"job {record.id}: {record.state}"
             + (f", exit code {record.exit_code}" if record.exit_code is not None else "")
         )
-        for o in sorted(outcomes, key=lambda o: o.host):
+        for o in sorted(session.outcomes, key=lambda o: o.host):
             rc = "" if o.rc is None else f" (exit code {o.rc})"
             _write_line(
                 f"  {o.host}: {o.state}{rc}; started {_when(_float(o.result.get('rt_started')))}, "
@@ -232,6 +234,7 @@ def status(job: str, verbose: int, debug: bool) -> None:
             )
         if record.output_dir and record.outputs_synced:
             _write_line(f"  outputs: {record.output_dir}")
+        report_copy_errors(session.copy_errors, 0)
         return 0
 
     _run(debug, action)

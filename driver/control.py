@@ -10,7 +10,7 @@ from driver import assets, jobs, playbook
 from driver.errors import JobLost
 from driver.events import HostOutcome
 from driver.relay import LineSink, Relay
-from driver.session import Session, local_inventory, signals
+from driver.session import Session, first_nonzero, local_inventory, report_copy_errors, signals
 from driver.spec import check_inventory, new_job_id
 
 log = logging.getLogger("driver.control")
@@ -57,12 +57,18 @@ def run_control(
         )
         session.wait()
     session.raise_for_hosts()
-    observe(record, session.outcomes, host)
+    observe(record, session.outcomes, host, copy_failed=bool(session.copy_errors))
     return session
 
 
-def observe(record: jobs.JobRecord, outcomes: list[HostOutcome], host: str | None = None) -> jobs.JobRecord:
-    """Record what the hosts said; the first time every host has ended, the job's end and exit code."""
+def observe(
+    record: jobs.JobRecord, outcomes: list[HostOutcome], host: str | None = None, copy_failed: bool = False
+) -> jobs.JobRecord:
+    """Record what the hosts said; the first time every host has ended, the job's end and exit code.
+
+    Once every host has ended, outputs not yet brought back were copied by this run (collect.yml):
+    they are synced unless that failed, and a later run tries again.
+    """
     if not outcomes:
         return record
     host_rc = dict(record.host_rc)
@@ -72,23 +78,25 @@ def observe(record: jobs.JobRecord, outcomes: list[HostOutcome], host: str | Non
         states[outcome.host] = outcome.state
     changes: dict[str, Any] = {"host_rc": host_rc}
     complete = host is None or set(states) >= set(record.hosts)
-    if complete and record.running and all(s != "running" for s in states.values()):
-        ended = sorted(outcomes, key=lambda o: float(o.result.get("rt_ended") or 0))
-        failed = next((o for o in ended if o.rc), None)
+    all_ended = complete and all(s != "running" for s in states.values())
+    if all_ended and record.running:
+        failed = first_nonzero(outcomes)
         lost = [o.host for o in outcomes if o.state == "lost"]
         changes.update(
             state="lost" if lost else "ended",
             exit_code=failed.rc if failed else (None if lost else 0),
             ended=time.time(),
-            outputs_synced=bool(record.output_dir),
         )
+    if all_ended and record.output_dir and not record.outputs_synced:
+        changes["outputs_synced"] = not copy_failed
     return jobs.update(record.id, **changes)
 
 
-def status(job_id: str) -> tuple[jobs.JobRecord, list[HostOutcome]]:
+def status(job_id: str) -> tuple[jobs.JobRecord, Session]:
+    """Ask the hosts; the session's outcomes say how each is doing, its copy_errors what did not come back."""
     record = jobs.resolve(job_id)
     session = run_control(record, "status")
-    return jobs.load(record.id), session.outcomes
+    return jobs.load(record.id), session
 
 
 def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None) -> int:
@@ -98,26 +106,30 @@ def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None 
         raise jobs.JobNotFound(
             f"job {record.id} did not run on {host!r}", hint=f"its hosts: {', '.join(record.hosts)}"
         )
-    run_control(record, "follow", sink=sink, host=host, extra={"training_job_until_now": not follow})
+    session = run_control(
+        record, "follow", sink=sink, host=host, extra={"training_job_until_now": not follow}
+    )
     record = jobs.load(record.id)
     if not follow:
+        report_copy_errors(session.copy_errors, 0)
         return 0
     if record.state == "lost":
         raise JobLost(
             f"job {record.id} was lost: it no longer runs and left no exit code",
             hint="the host may have rebooted or the job was killed from outside",
         )
-    if host is not None:
-        return record.host_rc.get(host) or 0
-    return record.exit_code or 0
+    code = (record.host_rc.get(host) if host is not None else record.exit_code) or 0
+    report_copy_errors(session.copy_errors, code)
+    return code
 
 
 def cancel(job_id: str, grace: float) -> jobs.JobRecord:
     record = jobs.resolve(job_id)
     was_running = record.running
-    run_control(record, "kill", extra={"training_job_grace": grace})
+    session = run_control(record, "kill", extra={"training_job_grace": grace})
     if was_running:
         record = jobs.update(record.id, state="cancelled")
+    report_copy_errors(session.copy_errors, 0)
     return record
 
 

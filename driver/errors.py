@@ -33,6 +33,7 @@ EXIT_NO_SUCH_JOB = 78
 EXIT_LOST = 79
 EXIT_BAD_NODES = 80
 EXIT_PREFLIGHT = 81
+EXIT_OUTPUTS_NOT_COPIED = 84
 
 HELP_EXIT_CODES = """\
 Exit codes:
@@ -64,7 +65,8 @@ Exit codes:
   80       --nodes larger than the number of matched hosts, or invalid
   81       multi-node preflight failed (rendezvous port unreachable, versions differ)
   82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob
-  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap)"""
+  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap)
+  84       the script succeeded but its outputs could not be copied back (they stay on the host)"""
 
 
 class DriverError(Exception):
@@ -150,6 +152,12 @@ class BadNodes(DriverError):
 
 class PreflightFailed(DriverError):
     exit_code = EXIT_PREFLIGHT
+
+
+class OutputsNotCopied(DriverError):
+    """The outputs of a host could not be brought back; the job itself ended as it did."""
+
+    exit_code = EXIT_OUTPUTS_NOT_COPIED
 
 
 class AnsibleFailure(DriverError):

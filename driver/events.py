@@ -17,6 +17,7 @@ from driver.errors import (
     HostUnreachable,
     JobMissing,
     NoPython,
+    OutputsNotCopied,
     PreflightFailed,
     RequirementsFailed,
 )
@@ -113,7 +114,8 @@ class Translator:
             res = data.get("res", {}) or {}
             msg = str(res.get("msg", "")).strip()
             log.info("[%s] failed: %s: %s", host, data.get("task", ""), msg)
-            return HostOutcome(host, error=failure_error(host, res, data.get("task_action", "")))
+            task = data.get("task", "")
+            return HostOutcome(host, error=failure_error(host, res, data.get("task_action", ""), task))
         elif kind == "runner_on_unreachable":
             msg = str((data.get("res", {}) or {}).get("msg", "")).strip()
             log.info("[%s] unreachable: %s", host, msg)
@@ -162,9 +164,20 @@ def unreachable_error(host: str, msg: str) -> DriverError:
     )
 
 
-def failure_error(host: str, res: dict[str, Any], action: str = "") -> DriverError:
+def failure_error(host: str, res: dict[str, Any], action: str = "", task: str = "") -> DriverError:
     reason = res.get("rt_error")
     msg = str(res.get("msg", "")).strip()
+    if "outputs back" in task:  # collect.yml
+        return OutputsNotCopied(
+            f"the outputs of {host} were not copied back: {_copy_cause(res)}",
+            hint="they stay in the job's directory on the host; make rsync (3.2.3+) available there and "
+            "here, then `driver status JOB` copies them",
+        )
+    if action.endswith("synchronize"):  # stage.yml
+        return AnsibleFailure(
+            f"the workdir could not be staged to {host}: {_copy_cause(res)}",
+            hint="hosts need rsync 3.2.3 or newer (and this machine rsync) for --workdir",
+        )
     if msg.startswith("nodes:"):
         return BadNodes(msg.removeprefix("nodes:").strip(), hint="lower --nodes or widen --limit/--inventory")
     if msg.startswith("preflight:"):
@@ -200,6 +213,16 @@ def failure_error(host: str, res: dict[str, Any], action: str = "") -> DriverErr
             "for it in the inventory",
         )
     return AnsibleFailure(f"the job failed on {host}: {_last_line(msg)}")
+
+
+def _copy_cause(res: dict[str, Any]) -> str:
+    """Why rsync (synchronize) failed: its own error line, or the module's message (rsync missing here)."""
+    text = "\n".join(str(res.get(k, "")) for k in ("stderr", "msg"))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if "rsync" in line.lower() or "not found" in line.lower()]
+    cause = (reasons or lines or ["no message"])[0]
+    rc = res.get("rc")
+    return f"{cause} (rsync exit {rc})" if rc not in (None, 0) else cause
 
 
 def _last_line(text: str) -> str:

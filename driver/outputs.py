@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from driver import control, jobs
+
+log = logging.getLogger("driver.outputs")
 
 
 def sync_running(record: jobs.JobRecord) -> None:
     """rsync each host's outputs into record.output_dir/<host>/ now, whatever the job's state."""
     if record.output_dir and record.running:
-        control.run_control(record, "status", extra={"training_job_sync": True})
+        session = control.run_control(record, "status", extra={"training_job_sync": True})
+        for error in session.copy_errors:
+            log.warning("%s (the job goes on; the final copy follows at its end)", error.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from driver import playbook
-from driver.errors import AnsibleFailure, BadInventory, DriverError, NoHostsMatched
+from driver.errors import AnsibleFailure, BadInventory, DriverError, NoHostsMatched, OutputsNotCopied
 from driver.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
 from driver.relay import Relay
 
@@ -57,6 +58,7 @@ class Session:
         self.local = local
         self.translator = Translator()
         self.outcomes: list[HostOutcome] = []
+        self.copy_errors: list[OutputsNotCopied] = []  # outputs that did not come back (job unaffected)
         self.reports: dict[str, dict[str, Any]] = {}
         self.no_hosts = False
         self.run: playbook.PlaybookRun | None = None
@@ -81,6 +83,9 @@ class Session:
             self.no_hosts = True
         elif isinstance(item, HostReport):
             self.reports[item.host] = item.report
+        elif isinstance(item, HostOutcome) and isinstance(item.error, OutputsNotCopied):
+            self.copy_errors.append(item.error)  # the job itself is not affected: not an outcome
+            return True
         elif isinstance(item, HostOutcome):
             if self.relay is not None:
                 self.relay.finish(item.host)
@@ -131,6 +136,29 @@ class Session:
             f"ansible-playbook ended ({status}) before the job ran: {last}",
             hint=f"rerun with -vv; runner artifacts are in {self.local / 'runner'}",
         )
+
+
+def first_nonzero(outcomes: list[HostOutcome]) -> HostOutcome | None:
+    """The host whose script ended first with a non-zero code: the job's exit code is that host's.
+
+    "First" by the end time the host recorded (so a detached job observed later agrees with a followed
+    one), arrival order where there is none.
+    """
+    failed = [(float(o.result.get("rt_ended") or math.inf), i, o) for i, o in enumerate(outcomes) if o.rc]
+    return min(failed, key=lambda t: (t[0], t[1]))[2] if failed else None
+
+
+def report_copy_errors(errors: list[OutputsNotCopied], code: int) -> None:
+    """Outputs that did not come back never hide the job's own code: each is logged, and when the job
+    itself succeeded (code 0) the first is raised (exit 84)."""
+    if not errors:
+        return
+    for err in errors if code else errors[1:]:
+        log.error("%s", err.message)
+    if code:
+        log.warning("%s", errors[0].hint)
+        return
+    raise errors[0]
 
 
 def no_hosts_error(inventory: str | None, limit: str | None) -> NoHostsMatched:

@@ -15,7 +15,7 @@ from driver import assets, jobs, outputs, playbook, staging
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
 from driver.events import HostOutcome, HostReport, Launched, describe_report
 from driver.relay import LineSink, Relay
-from driver.session import Session, local_inventory, signals
+from driver.session import Session, first_nonzero, local_inventory, report_copy_errors, signals
 from driver.spec import JobSpec
 
 log = logging.getLogger("driver.train")
@@ -171,15 +171,22 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
         jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
         return JobResult(spec.job_id, 0, job.outcomes, detached=True)
     cancelled = job.cancelled or next((o.cancelled for o in job.outcomes if o.cancelled), None)
-    ended = {"hosts": hosts, "host_rc": host_rc, "ended": time.time(), "outputs_synced": bool(job.outcomes)}
+    ended = {
+        "hosts": hosts,
+        "host_rc": host_rc,
+        "ended": time.time(),
+        "outputs_synced": bool(job.outcomes) and not job.copy_errors,
+        "message": "; ".join(e.message for e in job.copy_errors),
+    }
     if cancelled in CANCEL_EXIT_CODES:
         code = CANCEL_EXIT_CODES[cancelled]
         jobs.update(record.id, state=CANCEL_STATES[cancelled], exit_code=code, **ended)
+        report_copy_errors(job.copy_errors, code)
         return JobResult(spec.job_id, code, job.outcomes, cancelled)
     try:
         job.raise_for_hosts()
     except Exception as exc:
-        jobs.update(record.id, state="failed", message=str(exc), **ended)
+        jobs.update(record.id, state="failed", **{**ended, "message": str(exc)})
         raise
     failed = job.first_failure()
     if failed is not None and failed.state == "lost":
@@ -188,8 +195,10 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
             f"the job was lost on {failed.host}: it no longer runs and left no exit code",
             hint="the host may have rebooted or the job was killed from outside",
         )
-    code = failed.rc if failed is not None and failed.rc else 0
+    nonzero = first_nonzero(job.outcomes)
+    code = nonzero.rc if nonzero is not None and nonzero.rc else 0
     jobs.update(record.id, state="ended", exit_code=code, **ended)
+    report_copy_errors(job.copy_errors, code)
     return JobResult(spec.job_id, code, job.outcomes)
 
 

@@ -6,9 +6,10 @@ import json
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
-from driverproc import SCRIPTS, error_lines, read_until, run_driver, start_driver
+from driverproc import DRIVER, SCRIPTS, error_lines, read_until, run_driver, start_driver
 
 
 def job_ids(state) -> list[str]:
@@ -111,6 +112,62 @@ def test_outputs_come_back_on_every_ending(ending, testhosts, tmp_path):
         res = run_driver([*args, "--", ending, mode], tmp_path)
         assert res.returncode == {"success": 0, "failure": 4, "timeout": 124}[ending], res.stderr
     assert (out / "th1" / f"{ending}.txt").read_text() == f"{ending}\n"
+
+
+def test_outputs_from_this_machine_need_no_rsync(tmp_path):
+    """The default (no inventory) copies outputs without rsync: here PATH has everything but rsync."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in Path("/usr/bin").iterdir():
+        if tool.name != "rsync":
+            (bin_dir / tool.name).symlink_to(tool)
+    out = tmp_path / "out"
+    res = run_driver(
+        [
+            "train",
+            str(SCRIPTS / "writes_outputs.py"),
+            "--no-provision",
+            "--output-dir",
+            str(out),
+            "--",
+            "here",
+            "ok",
+        ],
+        tmp_path,
+        extra_env={"PATH": f"{Path(DRIVER).parent}:{bin_dir}"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert (out / "localhost" / "here.txt").read_text() == "here\n"
+
+
+def test_a_host_without_rsync_keeps_the_exit_code_and_status_copies_the_outputs_later(testhosts, tmp_path):
+    out = tmp_path / "out"
+    args = ["train", str(SCRIPTS / "writes_outputs.py"), "-i", str(testhosts.inventory_path), "-l", "th2"]
+    rsync = testhosts.exec("th2", ["sh", "-c", "command -v rsync"]).stdout.strip()
+    testhosts.exec("th2", ["mv", rsync, rsync + ".off"])
+    try:
+        ok = run_driver([*args, "--output-dir", str(out), "--", "kept", "ok"], tmp_path)
+        failed = run_driver([*args, "--output-dir", str(tmp_path / "out2"), "--", "lost", "fail"], tmp_path)
+    finally:
+        testhosts.exec("th2", ["mv", rsync + ".off", rsync])
+    # The script succeeded but its outputs did not come back: 84, one line naming the host and rsync.
+    assert ok.returncode == 84, ok.stderr
+    (line,) = error_lines(ok.stderr)
+    assert line.startswith("error: the outputs of th2 were not copied back:") and "rsync" in line, line
+    assert "Traceback" not in ok.stderr
+    # A failing script keeps its own exit code; the copy failure is still said.
+    assert failed.returncode == 4, failed.stderr
+    assert "error: the outputs of th2 were not copied back" in failed.stderr
+    (job,) = [j for j in job_ids(tmp_path) if record(tmp_path, j)["output_dir"] == str(out)]
+    rec = record(tmp_path, job)
+    assert rec["exit_code"] == 0 and rec["outputs_synced"] is False
+    assert not (out / "th2" / "kept.txt").exists()
+    # With rsync back, `status` brings them over, once.
+    status = run_driver(["status", job], tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert f"outputs: {out}" in status.stdout
+    assert (out / "th2" / "kept.txt").read_text() == "kept\n"
+    assert record(tmp_path, job)["outputs_synced"] is True
 
 
 def test_ten_concurrent_jobs_on_one_host(testhosts, tmp_path):
