@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import signal
 import sys
 import threading
@@ -125,7 +126,16 @@ class Session:
         status = f"{self.run.status}, rc {self.run.rc}" if self.run else "not started"
         if "no hosts to target" in text or "hosts list is empty" in text:
             return no_hosts_error(self.inventory, self.limit)
-        if "inventory" in text.lower():
+        missing = re.search(r"couldn't resolve module/action '([\w.]+)'", text)
+        if missing:
+            name = missing.group(1)
+            collection = ".".join(name.split(".")[:2])
+            return AnsibleFailure(
+                f"Ansible here cannot find {name}: the collection {collection} is not installed",
+                hint=f"install the `ansible` package beside the driver (a dependency of remote-trainer) "
+                f"or run `ansible-galaxy collection install {collection}`",
+            )
+        if self.inventory and "inventory" in text.lower():
             causes = [line.strip() for line in text.splitlines() if "Failed to parse" in line]
             return BadInventory(
                 f"inventory {self.inventory!r} could not be parsed" + (f": {causes[-1]}" if causes else ""),

@@ -82,6 +82,16 @@ def test_unparsable_inventory(tmp_path):
     assert_clean_failure(res, 68, "broken.ini", tmp_path)
 
 
+def test_missing_collection_is_named(tmp_path):
+    """An Ansible without ansible.posix (ansible-core alone) is one line naming the collection."""
+    empty = tmp_path / "collections"
+    empty.mkdir()
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
+    res = run_driver(["train", HELLO], tmp_path, extra_env=env)
+    assert_clean_failure(res, 125, "ansible.posix", tmp_path)
+    assert "collection ansible.posix is not installed" in res.stderr and "inventory" not in res.stderr
+
+
 def test_limit_matches_no_host(testhosts, tmp_path):
     res = run_driver(["train", HELLO, "-i", str(testhosts.inventory_path), "--limit", "gpu-node-9"], tmp_path)
     assert_clean_failure(res, 69, "gpu-node-9", tmp_path)
