@@ -282,7 +282,8 @@ def cancel(job: str, grace: str, verbose: int, debug: bool) -> None:
 @hosts_options
 @click.option("--older-than", default="7d", show_default=True, help="Age of the job's end (e.g. 12h, 7d).")
 def clean(**params: Any) -> None:
-    """Remove ended job directories older than --older-than from the hosts (running jobs are kept)."""
+    """Remove ended job directories older than --older-than from the hosts (running jobs are kept),
+    and the venvs whose installation never finished (a set being installed right now is kept)."""
     from driver import control
 
     _setup_logging(params["verbose"])
@@ -291,7 +292,11 @@ def clean(**params: Any) -> None:
         age = parse_duration(params["older_than"], "--older-than", allow_zero=True)
         removed = control.clean(params["inventory"], params["limit"], age)
         for host in sorted(removed):
-            _write_line(f"{host}: removed {len(removed[host])} job directories")
+            got = removed[host]
+            venvs = ""
+            if got["venvs"]:
+                venvs = f", {len(got['venvs'])} unfinished venvs ({got['kb'] / 1024:.1f} MiB)"
+            _write_line(f"{host}: removed {len(got['jobs'])} job directories{venvs}")
         return 0
 
     _run(params["debug"], action)

@@ -133,8 +133,11 @@ def cancel(job_id: str, grace: float) -> jobs.JobRecord:
     return record
 
 
-def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[str, list[str]]:
-    """Remove ended job directories older than older_than seconds; returns host -> removed job ids."""
+def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[str, dict[str, Any]]:
+    """Remove ended job directories older than older_than seconds, and unfinished venvs.
+
+    Returns host -> {"jobs": removed job ids, "venvs": removed venv keys, "kb": space the venvs took}.
+    """
     if inventory is not None:
         check_inventory(inventory)
     local = assets.state_dir() / "clean" / new_job_id()
@@ -150,4 +153,13 @@ def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[s
     )
     session.wait()
     session.raise_for_hosts()
-    return {o.host: list(o.result.get("rt_removed", [])) for o in session.outcomes}
+    removed: dict[str, dict[str, Any]] = {}
+    for outcome in session.outcomes:
+        removed.setdefault(outcome.host, {"jobs": [], "venvs": [], "kb": 0})["jobs"] = list(
+            outcome.result.get("rt_removed", [])
+        )
+    for host, report in session.reports.items():
+        pruned = report.get("pruned") or {}
+        entry = removed.setdefault(host, {"jobs": [], "venvs": [], "kb": 0})
+        entry["venvs"], entry["kb"] = list(pruned.get("venvs", [])), int(pruned.get("kb", 0))
+    return removed

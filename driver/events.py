@@ -107,9 +107,11 @@ class Translator:
                 return HostOutcome(
                     host, rc=res.get("rt_rc"), cancelled=res.get("rt_cancelled"), state=state, result=values
                 )
-            report = (res.get("ansible_facts") or {}).get("remote_host_report")
-            if report:
-                return HostReport(host, report)
+            facts = res.get("ansible_facts") or {}
+            if facts.get("remote_host_report"):
+                return HostReport(host, facts["remote_host_report"])
+            if facts.get("remote_host_pruned"):
+                return HostReport(host, {"pruned": facts["remote_host_pruned"]})
         elif kind == "runner_on_failed":
             res = data.get("res", {}) or {}
             msg = str(res.get("msg", "")).strip()

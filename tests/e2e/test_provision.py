@@ -241,3 +241,29 @@ def test_concurrent_first_provisions_of_one_set_build_it_once(start_testhosts, w
     assert len(venvs) == 1
     hs.ssh("th1", f"{venvs[0]}bin/python -c 'import six, iniconfig'")
     assert hs.ssh("th1", "ls -A ~/.cache/remote-trainer/locks").stdout == ""
+
+
+def test_clean_removes_unfinished_venvs_and_keeps_ready_and_busy_ones(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    ready = provision(hs, tmp_path, "--packages", "six==1.16.0", *offline(wheelhouse))
+    assert ready.returncode == 0, ready.stderr
+    failed = provision(hs, tmp_path, "--packages", "no-such-package-xyz", *offline(wheelhouse))
+    assert failed.returncode == 75, failed.stderr
+    venvs = "~/.cache/remote-trainer/venvs"
+    # A set that another driver is installing right now: its lock is held.
+    hs.ssh("th1", f"mkdir -p {venvs}/busy0000/bin ~/.cache/remote-trainer/locks/busy0000")
+    before = hs.ssh("th1", f"ls {venvs}").stdout.split()
+    assert len([name for name in before if not name.endswith(".txt")]) == 3, before
+
+    res = run_driver(["clean", "-i", str(hs.inventory_path)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(
+        r"th1: removed 0 job directories, 1 unfinished venvs \(\d+\.\d MiB\)\n", res.stdout
+    ), res.stdout
+    after = hs.ssh("th1", f"ls {venvs}").stdout.split()
+    kept = venv_of(ready.stdout, "th1").rsplit("/", 1)[1]
+    assert sorted(after) == sorted(["busy0000", kept, f"{kept}.txt"]), after
+    hs.ssh("th1", f"{venv_of(ready.stdout, 'th1')}/bin/python -c 'import six'")
+
+    again = run_driver(["clean", "-i", str(hs.inventory_path)], tmp_path)
+    assert again.stdout == "th1: removed 0 job directories\n", again.stdout
