@@ -105,13 +105,14 @@ def main() -> None:
             ],
         }
         timed(cases["python gpu_train.py (direct)"], env, state)  # warm the page cache and CUDA's JIT cache
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(opts.runs):  # round robin, so that a drift of the GPU's clocks hits every case alike
+            for name, argv in cases.items():
+                samples[name].append(timed(argv, env, state))
         medians = {}
-        for name, argv in cases.items():
-            samples = [timed(argv, env, state) for _ in range(opts.runs)]
-            medians[name] = statistics.median(samples)
-            print(
-                f"{name:32s} median {medians[name]:6.2f} s  (min {min(samples):.2f}, max {max(samples):.2f})"
-            )
+        for name, got in samples.items():
+            medians[name] = statistics.median(got)
+            print(f"{name:32s} median {medians[name]:6.2f} s  (min {min(got):.2f}, max {max(got):.2f})")
         direct = medians["python gpu_train.py (direct)"]
         for name in ("driver train", "driver train --no-provision"):
             print(f"{name:32s} adds {medians[name] - direct:5.2f} s to the direct run")
