@@ -10,7 +10,7 @@ WHEELHOUSE := .state/wheelhouse
 # PyTorch's CPU build and its dependencies, for the multi-node test's hosts (offline).
 TORCH_WHEELHOUSE := .state/torch-wheelhouse
 
-.PHONY: help install lint test molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean
+.PHONY: help install lint test test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,10 @@ hosts-up: install images  ## Start $(HOSTS) sshd test hosts; inventory in $(HOST
 
 hosts-down:  ## Remove the test hosts started by hosts-up.
 	$(PY) testhosts/hosts.py down $(HOSTS_STATE)
+
+test-gpu: install  ## On a machine with an NVIDIA GPU: CUDA training, torchrun/NCCL, stops free the GPU (tests/gpu).
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m gpu tests/gpu -rA
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/gpu_overhead.py
 
 bench: install images wheelhouse  ## Benchmarks against test hosts: launch overhead, relay latency, provisioning.
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
