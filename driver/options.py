@@ -61,6 +61,11 @@ requirements_options = _stack(
         help="Local directory of wheels copied to the host and used by pip (offline hosts).",
     ),
     click.option("--no-index", is_flag=True, help="pip --no-index: only --find-links and --wheelhouse."),
+    click.option(
+        "--system-site-packages",
+        is_flag=True,
+        help="The venv also sees the python's own packages (e.g. a CUDA torch already on the host).",
+    ),
 )
 
 
@@ -77,4 +82,5 @@ def requirements_from(params: dict[str, Any]) -> Requirements:
         find_links=list(params.pop("find_links")),
         wheelhouse=params.pop("wheelhouse"),
         no_index=params.pop("no_index"),
+        system_site_packages=params.pop("system_site_packages"),
     )

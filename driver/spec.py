@@ -41,6 +41,7 @@ class Requirements:
     find_links: list[str] = field(default_factory=list)
     wheelhouse: Path | None = None
     no_index: bool = False
+    system_site_packages: bool = False
 
     def validate(self) -> None:
         if self.file is not None and not self.file.is_file():
@@ -64,6 +65,7 @@ class Requirements:
             "remote_host_find_links": self.find_links or None,
             "remote_host_wheelhouse": str(self.wheelhouse.resolve()) if self.wheelhouse else None,
             "remote_host_no_index": True if self.no_index else None,
+            "remote_host_system_site_packages": True if self.system_site_packages else None,
         }
         return {k: v for k, v in given.items() if v is not None}
 

@@ -267,3 +267,31 @@ def test_clean_removes_unfinished_venvs_and_keeps_ready_and_busy_ones(start_test
 
     again = run_driver(["clean", "-i", str(hs.inventory_path)], tmp_path)
     assert again.stdout == "th1: removed 0 job directories\n", again.stdout
+
+
+def test_system_site_packages_lets_the_venv_use_what_the_python_has(start_testhosts, wheelhouse, tmp_path):
+    """A host whose python already has a package (as a GPU host has its CUDA torch) in its own site."""
+    hs = start_testhosts(1)
+    site = hs.ssh("th1", "python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'").stdout
+    hs.exec("th1", ["sh", "-c", f"echo 'VALUE = 42' > {shlex.quote(site.strip())}/sitemarker.py"])
+    script = tmp_path / "uses_both.py"
+    script.write_text("import sitemarker, six\nprint(sitemarker.VALUE, six.__version__)\n")
+    args = [
+        "train",
+        str(script),
+        "-i",
+        str(hs.inventory_path),
+        "--packages",
+        "six==1.16.0",
+        *offline(wheelhouse),
+    ]
+
+    shared = run_driver([*args, "--system-site-packages"], tmp_path, timeout=300)
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout == "42 1.16.0\n"
+
+    isolated = run_driver(args, tmp_path, timeout=300)  # the default venv is isolated: another venv
+    assert isolated.returncode == 1
+    assert "No module named 'sitemarker'" in isolated.stdout
+    ready = hs.ssh("th1", "ls -d ~/.cache/remote-trainer/venvs/*/.ready | wc -l").stdout.strip()
+    assert ready == "2"
