@@ -49,6 +49,8 @@ class RemoteBackendConfig:
     index_url: str | None = None
     wheelhouse: str | None = None
     no_index: bool = False
+    # The venv of packages_to_install also sees the host python's packages (a CUDA torch, say).
+    system_site_packages: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -130,6 +132,7 @@ class RemoteBackend(RuntimeBackend):
             extra_index_urls=index_urls[1:] if trainer.packages_to_install else [],
             wheelhouse=Path(self.cfg.wheelhouse) if self.cfg.wheelhouse else None,
             no_index=self.cfg.no_index,
+            system_site_packages=self.cfg.system_site_packages,
         )
         spec = JobSpec(
             script=script,
