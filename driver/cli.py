@@ -18,7 +18,7 @@ import click
 from driver.errors import HELP_EXIT_CODES, DriverError
 from driver.events import describe_report
 from driver.options import hosts_options, requirements_from, requirements_options
-from driver.spec import JobSpec, parse_duration, parse_env, parse_nodes
+from driver.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
 from driver.staging import parse_size
 
 log = logging.getLogger("driver")
@@ -105,7 +105,9 @@ def main() -> None:
     "--launcher", type=click.Choice(["torchrun"]), help="Start the script under torchrun on each node."
 )
 @click.option(
-    "--nproc-per-node", type=int, default=1, show_default=True, help="Processes per node (torchrun)."
+    "--nproc-per-node",
+    metavar="N|gpu|auto",
+    help="Processes per node under torchrun: a number (default 1), gpu (one per GPU), cpu or auto.",
 )
 @click.option("--master-port", type=int, default=29500, show_default=True, help="Rendezvous port on rank 0.")
 def train(**params: Any) -> None:
@@ -142,7 +144,7 @@ def train(**params: Any) -> None:
             max_workdir_size=parse_size(params["max_workdir_size"]),
             nodes=parse_nodes(params["nodes"], params["launcher"]),
             launcher=params["launcher"] or "",
-            nproc_per_node=params["nproc_per_node"],
+            nproc_per_node=parse_nproc(params["nproc_per_node"], params["launcher"]),
             master_port=params["master_port"],
         )
         result = run_train(spec, _write_line, accept_new_host_keys=params["accept_new_host_keys"])

@@ -62,7 +62,7 @@ Exit codes:
   77       the workdir is larger than --max-workdir-size
   78       no such job (driver status/logs/cancel), or its directory is gone from a host
   79       the job was lost: it no longer runs and left no exit code
-  80       --nodes larger than the number of matched hosts, or invalid
+  80       --nodes larger than the number of matched hosts, or invalid (or --nproc-per-node)
   81       multi-node preflight failed (rendezvous port unreachable, versions differ)
   82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob
   83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap)

@@ -90,7 +90,7 @@ class JobSpec:
     max_workdir_size: int = 2 << 30
     nodes: int | str = 0  # 0: every host on its own; N or "all": one job over that many hosts
     launcher: str = ""  # "" or "torchrun"
-    nproc_per_node: int = 1
+    nproc_per_node: int | str = 1  # or "gpu", "cpu", "auto" (torchrun)
     master_port: int = 29500
     timeout: float | None = None
     grace: float = 10.0
@@ -161,6 +161,28 @@ def parse_nodes(text: str | None, launcher: str | None) -> int | str:
         return "all"
     if not text.isdigit() or int(text) < 1:
         raise BadNodes(f"invalid --nodes {text!r}", hint="give a positive number of hosts, or 'all'")
+    return int(text)
+
+
+NPROC_WORDS = ("gpu", "cpu", "auto")  # torchrun's own: one process per GPU, per CPU, GPUs else CPUs
+
+
+def parse_nproc(text: str | None, launcher: str | None) -> int | str:
+    """--nproc-per-node: a positive number or one of torchrun's words; only with --launcher torchrun."""
+    if text is None:
+        return 1
+    if not launcher:
+        raise BadNodes(
+            f"--nproc-per-node {text} needs a launcher",
+            hint="add --launcher torchrun (it starts the processes)",
+        )
+    if text in NPROC_WORDS:
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise BadNodes(
+            f"invalid --nproc-per-node {text!r}",
+            hint="give a positive number of processes, or gpu (one per GPU), cpu or auto",
+        )
     return int(text)
 
 

@@ -82,6 +82,19 @@ def test_unparsable_inventory(tmp_path):
     assert_clean_failure(res, 68, "broken.ini", tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--launcher", "torchrun", "--nproc-per-node", "0"], "--nproc-per-node '0'"),
+        (["--launcher", "torchrun", "--nproc-per-node", "many"], "--nproc-per-node 'many'"),
+        (["--nproc-per-node", "4"], "needs a launcher"),
+    ],
+)
+def test_invalid_nproc_per_node(args, names, tmp_path):
+    res = run_driver(["train", HELLO, *args], tmp_path)
+    assert_clean_failure(res, 80, names, tmp_path)
+
+
 def test_missing_collection_is_named(tmp_path):
     """An Ansible without ansible.posix (ansible-core alone) is one line naming the collection."""
     empty = tmp_path / "collections"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from driverproc import SCRIPTS, error_lines, run_driver
 
 
@@ -34,8 +35,14 @@ def test_gloo_all_reduce_across_two_hosts(cluster, torch_wheelhouse, tmp_path):
     ]
 
 
-def test_torchrun_with_two_processes_per_node(cluster, torch_wheelhouse, tmp_path):
-    _, inventory = cluster
+@pytest.mark.parametrize("nproc", ["2", "cpu"])
+def test_torchrun_with_processes_per_node(nproc, cluster, torch_wheelhouse, tmp_path):
+    hs, inventory = cluster
+    # "cpu": torchrun starts one process per CPU that python sees on each host.
+    per_node = int(
+        nproc if nproc.isdigit() else hs.ssh("th1", "python3 -c 'import os; print(os.cpu_count())'").stdout
+    )
+    world = 2 * per_node
     res = run_driver(
         [
             "train",
@@ -45,7 +52,7 @@ def test_torchrun_with_two_processes_per_node(cluster, torch_wheelhouse, tmp_pat
             "--launcher",
             "torchrun",
             "--nproc-per-node",
-            "2",
+            nproc,
             "--master-port",
             "29611",
             *torch_args(torch_wheelhouse),
@@ -55,10 +62,13 @@ def test_torchrun_with_two_processes_per_node(cluster, torch_wheelhouse, tmp_pat
     )
     assert res.returncode == 0, res.stderr
     sums = [line for line in res.stdout.splitlines() if "sum" in line]
-    assert len(sums) == 4
+    assert len(sums) == world, res.stdout
+    total = world * (world + 1) // 2  # every rank adds rank + 1
     assert all(
-        line.endswith("of 4 on node 0: sum 10") or line.endswith("of 4 on node 1: sum 10") for line in sums
-    )
+        line.endswith(f"of {world} on node 0: sum {total}")
+        or line.endswith(f"of {world} on node 1: sum {total}")
+        for line in sums
+    ), sums
 
 
 def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(cluster, tmp_path):

@@ -89,7 +89,8 @@ def test_trains_on_the_gpu_and_the_model_comes_back(gpu_python, tmp_path):
     assert check.returncode == 0 and int(check.stdout) == 4, check.stderr  # 2 layers: weight + bias each
 
 
-def test_torchrun_runs_one_nccl_process_per_gpu(gpu_python, tmp_path):
+@pytest.mark.parametrize("nproc", ["count", "gpu"])
+def test_torchrun_runs_one_nccl_process_per_gpu(nproc, gpu_python, tmp_path):
     n = gpu_count(gpu_python)
     res = run_driver(
         [
@@ -100,7 +101,7 @@ def test_torchrun_runs_one_nccl_process_per_gpu(gpu_python, tmp_path):
             "--launcher",
             "torchrun",
             "--nproc-per-node",
-            str(n),
+            str(n) if nproc == "count" else nproc,
             "--",
             "--steps",
             "100",

@@ -174,7 +174,7 @@ class ActionModule(ActionBase):
         if nodes <= 0:
             return [python], {}
         rank, addr, port = int(args.get("rank") or 0), str(args["master_addr"]), int(args["master_port"])
-        nproc = int(args.get("nproc_per_node") or 1)
+        nproc = str(args.get("nproc_per_node") or 1)  # a number, or torchrun's gpu, cpu, auto
         env = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
         if args.get("launcher") == "torchrun":
             argv = [
@@ -187,7 +187,8 @@ class ActionModule(ActionBase):
                 f"--master-addr={addr}",
                 f"--master-port={port}",
             ]
-            env["WORLD_SIZE"] = nodes * nproc
+            if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
+                env["WORLD_SIZE"] = nodes * int(nproc)
         else:
             argv = [python]
             env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
