@@ -73,11 +73,17 @@ class HostReport:
 
 def describe_report(report: dict[str, Any]) -> str:
     python = f"python {report.get('python')} ({report.get('python_version')})"
+    note = "; no rsync (outputs and --workdir need it)" if lacks_rsync(report) else ""
     action = report.get("action")
     if action == "none":
-        return f"{python}; no requirements"
+        return f"{python}; no requirements{note}"
     where = f"venv {report.get('venv')}" if report.get("venv") else "user site-packages"
-    return f"{python}; requirements {'installed in' if action == 'installed' else 'ready in'} {where}"
+    return f"{python}; requirements {'installed in' if action == 'installed' else 'ready in'} {where}{note}"
+
+
+def lacks_rsync(report: dict[str, Any]) -> bool:
+    """A host over SSH without rsync: its outputs cannot come back, --workdir cannot reach it."""
+    return str(report.get("rsync")).lower() == "false" and str(report.get("local")).lower() != "true"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from driver import assets, jobs, outputs, playbook, staging
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
-from driver.events import HostOutcome, HostReport, Launched, describe_report
+from driver.events import HostOutcome, HostReport, Launched, describe_report, lacks_rsync
 from driver.relay import LineSink, Relay
 from driver.session import Session, first_nonzero, local_inventory, report_copy_errors, signals
 from driver.spec import JobSpec
@@ -70,6 +70,13 @@ class _Job(Session):
                 log.warning("[%s] the script exited with code %s", item.host, item.rc)
         elif isinstance(item, HostReport):
             log.info("[%s] %s", item.host, describe_report(item.report))
+            if lacks_rsync(item.report):
+                log.warning(
+                    "%s has no rsync: what the script writes to %s/ cannot be copied back "
+                    "(install rsync there)",
+                    item.host,
+                    self.spec.output.rstrip("/"),
+                )
         return True
 
     def cancel(self, reason: str) -> None:

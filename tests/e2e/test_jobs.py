@@ -150,7 +150,9 @@ def test_a_host_without_rsync_keeps_the_exit_code_and_status_copies_the_outputs_
         failed = run_driver([*args, "--output-dir", str(tmp_path / "out2"), "--", "lost", "fail"], tmp_path)
     finally:
         testhosts.exec("th2", ["mv", rsync + ".off", rsync])
-    # The script succeeded but its outputs did not come back: 84, one line naming the host and rsync.
+    # Said before the script starts, then: the script succeeded but its outputs did not come back: 84,
+    # one line naming the host and rsync.
+    assert "warning: th2 has no rsync: what the script writes to outputs/ cannot be copied back" in ok.stderr
     assert ok.returncode == 84, ok.stderr
     (line,) = error_lines(ok.stderr)
     assert line.startswith("error: the outputs of th2 were not copied back:") and "rsync" in line, line
