@@ -25,9 +25,10 @@ def test_overlay_renders_a_valid_remote_runtime(overlay):
     (runtime,) = [d for d in render(overlay) if d["kind"] == "ClusterTrainingRuntime"]
     assert runtime["metadata"]["name"] == "remote"
     assert validate(runtime) == []
-    container = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"][
-        "spec"
-    ]["containers"][0]
+    pod = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    # Nothing of the cluster reaches the external host through the forwarded environment.
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    container = pod["containers"][0]
     assert container["name"] == "node"
     assert ":" in container["image"].rsplit("/", 1)[-1], "the image tag is pinned"
     if overlay.name == "minikube":
