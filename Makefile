@@ -9,6 +9,8 @@ TEST_WHEELS := six==1.16.0 iniconfig==2.0.0
 WHEELHOUSE := .state/wheelhouse
 # PyTorch's CPU build and its dependencies, for the multi-node test's hosts (offline).
 TORCH_WHEELHOUSE := .state/torch-wheelhouse
+SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh runner/python runner/remote-trainer-runner \
+	$(wildcard testhosts/*.sh testhosts/image/*.sh tests/gpu/*.sh)
 
 .PHONY: help install lint test test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean
 
@@ -23,10 +25,11 @@ $(BIN)/driver: pyproject.toml
 
 install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools.
 
-lint: install  ## ruff, yamllint and ansible-lint (production profile).
+lint: install  ## ruff, yamllint, shellcheck and ansible-lint (production profile).
 	$(BIN)/ruff check driver tests testhosts bench roles
 	$(BIN)/ruff format --check driver tests testhosts bench roles
 	$(BIN)/yamllint --strict .
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
 
 wheelhouse: install  ## Download the test wheels (the tests' hosts install from them, offline).
