@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -57,12 +58,32 @@ def tools_dir() -> Path:
     path = state_dir() / "bin"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     here = Path(sys.executable).parent
-    for name in ("ansible-playbook", "ansible-inventory", "ansible-galaxy", "ansible-config"):
+    for name in ("ansible-inventory", "ansible-galaxy", "ansible-config"):
         target, link = here / name, path / name
         if target.exists() and (not link.is_symlink() or link.readlink() != target):
             link.unlink(missing_ok=True)
             link.symlink_to(target)
+    target, wrapper = here / "ansible-playbook", path / "ansible-playbook"
+    if target.exists():
+        text = _PLAYBOOK_WRAPPER.format(target=shlex.quote(str(target)))
+        if wrapper.is_symlink() or not wrapper.exists() or wrapper.read_text(encoding="utf-8") != text:
+            tmp = path / ".ansible-playbook.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o700)
+            tmp.replace(wrapper)
     return path
+
+
+# ansible-runner runs ansible-playbook in its own session, ignoring SIGHUP: a driver killed with SIGKILL,
+# or by its terminal closing, would leave it behind, waiting forever. Its parent-death signal ends it
+# with the driver (util-linux's setpriv; where there is none, the command runs as it is). The job on the
+# hosts goes on, as when the driver is killed: `driver logs -f JOB` reattaches.
+_PLAYBOOK_WRAPPER = """#!/bin/sh
+if command -v setpriv >/dev/null 2>&1; then
+    exec setpriv --pdeathsig TERM -- {target} "$@"
+fi
+exec {target} "$@"
+"""
 
 
 def control_path_dir() -> Path:

@@ -160,6 +160,13 @@ def content_tag() -> str:
 def runner_image(testhost_images) -> str:
     image = f"localhost/remote-trainer-runner:{content_tag()}"
     if th._podman("image", "exists", image, check=False).returncode != 0:
+        # One runner image per content: the images of earlier contents (~0.8 GB each) go first.
+        listed = th._podman(
+            "images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/remote-trainer-runner", check=False
+        )
+        stale = [ref for ref in listed.stdout.split() if ref != image]
+        if stale:
+            th._podman("rmi", *stale, check=False)
         subprocess.run(
             [
                 "podman",

@@ -9,7 +9,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from driverproc import DRIVER, SCRIPTS, error_lines, read_until, run_driver, start_driver
+from driverproc import (
+    DRIVER,
+    SCRIPTS,
+    error_lines,
+    local_processes_matching,
+    read_until,
+    run_driver,
+    start_driver,
+)
 
 
 def job_ids(state) -> list[str]:
@@ -31,6 +39,11 @@ def test_killed_driver_leaves_the_job_running_and_logs_follow_reattaches(testhos
     finally:
         proc.kill()
     assert testhosts.pids_matching("th1", f"counter.py 30 0.2 7 {tag}"), "the job died with the driver"
+    # Nothing of the driver is left here: its ansible-playbook ends with it.
+    deadline = time.monotonic() + 15
+    while local_processes_matching(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert local_processes_matching(str(tmp_path)) == []
     (job,) = job_ids(tmp_path)
     res = run_driver(["logs", "-f", job], tmp_path)
     assert res.returncode == 7, res.stderr
