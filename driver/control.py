@@ -40,13 +40,14 @@ def run_control(
         **(extra or {}),
     }
     limit = host or ",".join(record.hosts) or record.limit
+    if mode == "kill":
+        session.interrupt_message = f"interrupted ({{signal}}) while stopping job {record.id}"
+        session.interrupt_hint = f"it may still run: `driver cancel {record.id}` again"
+    else:
+        session.interrupt_message = f"interrupted ({{signal}}); job {record.id} itself goes on"
+        session.interrupt_hint = f"`driver logs -f {record.id}` follows it again, from the start"
 
-    def stop(reason: str) -> None:
-        log.warning("stopping (%s); the job itself goes on", reason)
-        if session.run is not None:
-            session.run.terminate()
-
-    with signals(stop):
+    with signals(session.interrupt):
         session.run = playbook.start(
             "control.yml",
             private_data_dir=local / "runner",
@@ -143,15 +144,18 @@ def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[s
     local = assets.state_dir() / "clean" / new_job_id()
     (local / "runner").mkdir(parents=True, mode=0o700)
     session = Session(inventory, limit, local)
-    session.run = playbook.start(
-        "clean.yml",
-        private_data_dir=local / "runner",
-        inventory=inventory or local_inventory(local / "local-inventory.ini"),
-        limit=limit,
-        extravars={"training_job_older_than": older_than},
-        event_handler=session.on_event,
-    )
-    session.wait()
+    session.interrupt_message = "interrupted ({signal}) while cleaning the hosts"
+    session.interrupt_hint = "run it again"
+    with signals(session.interrupt):
+        session.run = playbook.start(
+            "clean.yml",
+            private_data_dir=local / "runner",
+            inventory=inventory or local_inventory(local / "local-inventory.ini"),
+            limit=limit,
+            extravars={"training_job_older_than": older_than},
+            event_handler=session.on_event,
+        )
+        session.wait()
     session.raise_for_hosts()
     removed: dict[str, dict[str, Any]] = {}
     for outcome in session.outcomes:

@@ -160,5 +160,12 @@ class OutputsNotCopied(DriverError):
     exit_code = EXIT_OUTPUTS_NOT_COPIED
 
 
+class Interrupted(DriverError):
+    """SIGINT or SIGTERM stopped a command other than a job's own run (provision, logs, status, ...)."""
+
+    def __init__(self, signal_name: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, EXIT_SIGINT if signal_name == "SIGINT" else EXIT_SIGTERM)
+
+
 class AnsibleFailure(DriverError):
     """Ansible failed for a reason the driver does not classify further."""

@@ -198,7 +198,7 @@ def failure_error(host: str, res: dict[str, Any], action: str = "", task: str = 
         return NoPython(
             msg, hint="install python3 (3.9 or newer) on the host, or set remote_host_python for it"
         )
-    if action.endswith("pip"):
+    if action.endswith("pip") or "Install the requirements" in task:  # remote_host: build.yml
         text = "\n".join(str(res.get(k, "")) for k in ("stderr", "stdout", "msg"))
         errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
         cause = errors[-1].removeprefix("ERROR:").strip() if errors else _last_line(msg)

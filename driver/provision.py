@@ -19,11 +19,6 @@ class _Provision(Session):
             log.info("[%s] %s", item.host, describe_report(item.report))
         return True
 
-    def stop(self, reason: str) -> None:
-        log.warning("stopping ansible-playbook (%s)", reason)
-        if self.run is not None:
-            self.run.terminate()
-
 
 def provision(
     inventory: str | None,
@@ -42,8 +37,10 @@ def provision(
     local = assets.state_dir() / "provision" / new_job_id()
     (local / "runner").mkdir(parents=True, mode=0o700)
     session = _Provision(inventory, limit, local)
+    session.interrupt_message = "interrupted ({signal}) while preparing the hosts"
+    session.interrupt_hint = "run it again: a venv left unfinished is rebuilt"
     source = inventory or local_inventory(local / "local-inventory.ini")
-    with signals(session.stop):
+    with signals(session.interrupt):
         session.run = playbook.start(
             "provision.yml",
             private_data_dir=local / "runner",

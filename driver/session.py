@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from driver import playbook
-from driver.errors import AnsibleFailure, BadInventory, DriverError, NoHostsMatched, OutputsNotCopied
+from driver.errors import (
+    AnsibleFailure,
+    BadInventory,
+    DriverError,
+    Interrupted,
+    NoHostsMatched,
+    OutputsNotCopied,
+)
 from driver.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
 from driver.relay import Relay
 
@@ -64,6 +71,17 @@ class Session:
         self.no_hosts = False
         self.run: playbook.PlaybookRun | None = None
         self._scrubbed = False
+        # Set by interrupt(): the signal, and what raise_for_hosts() then says.
+        self.interrupted: str | None = None
+        self.interrupt_message = "interrupted ({signal}): Ansible was stopped"
+        self.interrupt_hint: str | None = None
+
+    def interrupt(self, reason: str) -> None:
+        """A signal handler (see signals()): stop ansible-playbook; raise_for_hosts() raises Interrupted."""
+        log.warning("stopping ansible-playbook (%s)", reason)
+        self.interrupted = self.interrupted or reason
+        if self.run is not None:
+            self.run.terminate()
 
     def on_event(self, event: dict[str, Any]) -> bool:
         """ansible-runner's event_handler: True keeps the event in the runner artifacts."""
@@ -111,7 +129,12 @@ class Session:
             self.relay.finish()
 
     def raise_for_hosts(self) -> None:
-        """Raise the error of the run as a whole: no host matched, or Ansible ended before any host."""
+        """Raise the error of the run as a whole: interrupted, no host matched, or Ansible ended before
+        any host."""
+        if self.interrupted:
+            raise Interrupted(
+                self.interrupted, self.interrupt_message.format(signal=self.interrupted), self.interrupt_hint
+            )
         if self.no_hosts:
             raise no_hosts_error(self.inventory, self.limit)
         failed = self.first_failure()

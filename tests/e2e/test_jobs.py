@@ -53,6 +53,28 @@ def test_killed_driver_leaves_the_job_running_and_logs_follow_reattaches(testhos
     assert (tmp_path / "jobs" / job / "outputs" / "th1" / "done.txt").read_text() == "done\n"
 
 
+def test_ctrl_c_stops_following_and_the_job_goes_on(testhosts, tmp_path):
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    tag = uuid.uuid4().hex[:8]
+    job = run_driver(["train", "-d", str(SCRIPTS / "sleeper.py"), *inv, "--", tag], tmp_path).stdout.strip()
+    follow = start_driver(["logs", "-f", job], tmp_path)
+    try:
+        read_until(follow, "sleeping")
+        follow.send_signal(signal.SIGINT)
+        _, err = follow.communicate(timeout=30)
+    finally:
+        follow.kill()
+    assert follow.returncode == 130, err
+    assert error_lines(err) == [f"error: interrupted (SIGINT); job {job} itself goes on"], err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 15
+    while local_processes_matching(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert local_processes_matching(str(tmp_path)) == []
+    assert testhosts.pids_matching("th1", f"sleeper.py {tag}"), "the job stopped with the follower"
+    assert run_driver(["cancel", job, "--grace", "1s"], tmp_path).returncode == 0
+
+
 def test_detach_status_logs_and_jobs(testhosts, tmp_path):
     res = run_driver(
         [

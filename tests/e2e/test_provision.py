@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
 import time
 
 import hosts as th
 from driverproc import DRIVER, driver_env, error_lines, run_driver
+
+# Fails on the host when a requirement set's lock (an flock) is held.
+FREE_LOCKS = (
+    "python3 -c 'import fcntl, glob, os; "
+    "[fcntl.flock(open(f), fcntl.LOCK_EX | fcntl.LOCK_NB) "
+    'for f in glob.glob(os.path.expanduser("~/.cache/remote-trainer/locks/*"))]\''
+)
 
 
 def offline(wheelhouse) -> list[str]:
@@ -240,7 +248,8 @@ def test_concurrent_first_provisions_of_one_set_build_it_once(start_testhosts, w
     venvs = hs.ssh("th1", "ls -d ~/.cache/remote-trainer/venvs/*/").stdout.split()
     assert len(venvs) == 1
     hs.ssh("th1", f"{venvs[0]}bin/python -c 'import six, iniconfig'")
-    assert hs.ssh("th1", "ls -A ~/.cache/remote-trainer/locks").stdout == ""
+    # No lock is held any more (each is an flock, released when its builder ends).
+    hs.ssh("th1", FREE_LOCKS)
 
 
 def test_clean_removes_unfinished_venvs_and_keeps_ready_and_busy_ones(start_testhosts, wheelhouse, tmp_path):
@@ -251,7 +260,18 @@ def test_clean_removes_unfinished_venvs_and_keeps_ready_and_busy_ones(start_test
     assert failed.returncode == 75, failed.stderr
     venvs = "~/.cache/remote-trainer/venvs"
     # A set that another driver is installing right now: its lock is held.
-    hs.ssh("th1", f"mkdir -p {venvs}/busy0000/bin ~/.cache/remote-trainer/locks/busy0000")
+    hs.ssh("th1", f"mkdir -p {venvs}/busy0000/bin")
+    holder = subprocess.Popen(
+        hs.ssh_argv(
+            "th1",
+            'python3 -c \'import fcntl, os, sys, time; f = open(os.path.expanduser(sys.argv[1]), "a"); '
+            'fcntl.flock(f, fcntl.LOCK_EX); print("held", flush=True); time.sleep(60)\' '
+            "~/.cache/remote-trainer/locks/busy0000.lock",
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
     before = hs.ssh("th1", f"ls {venvs}").stdout.split()
     assert len([name for name in before if not name.endswith(".txt")]) == 3, before
 
@@ -267,6 +287,14 @@ def test_clean_removes_unfinished_venvs_and_keeps_ready_and_busy_ones(start_test
 
     again = run_driver(["clean", "-i", str(hs.inventory_path)], tmp_path)
     assert again.stdout == "th1: removed 0 job directories\n", again.stdout
+    # Its builder gone (killed), the lock is free: the unfinished venv goes.
+    hs.exec("th1", ["pkill", "-f", "busy0000.lock"], check=False)
+    holder.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while hs.pids_matching("th1", "busy0000.lock") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    last = run_driver(["clean", "-i", str(hs.inventory_path)], tmp_path)
+    assert last.stdout.startswith("th1: removed 0 job directories, 1 unfinished venvs"), last.stdout
 
 
 def test_system_site_packages_lets_the_venv_use_what_the_python_has(start_testhosts, wheelhouse, tmp_path):
@@ -295,3 +323,31 @@ def test_system_site_packages_lets_the_venv_use_what_the_python_has(start_testho
     assert "No module named 'sitemarker'" in isolated.stdout
     ready = hs.ssh("th1", "ls -d ~/.cache/remote-trainer/venvs/*/.ready | wc -l").stdout.strip()
     assert ready == "2"
+
+
+def test_an_interrupted_first_provision_does_not_hold_up_the_next(
+    start_testhosts, torch_wheelhouse, tmp_path
+):
+    """Ctrl+C while pip installs a big set (torch): the next provision of that set goes ahead at once."""
+    hs = start_testhosts(1)
+    args = ["--packages", "torch==2.13.0", "--wheelhouse", str(torch_wheelhouse), "--no-index"]
+    proc = subprocess.Popen(
+        [DRIVER, "provision", "-i", str(hs.inventory_path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=driver_env(tmp_path),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not hs.pids_matching("th1", r"pip3? install|-m pip install") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hs.pids_matching("th1", r"pip3? install|-m pip install"), "pip never ran"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    again = provision(hs, tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    hs.ssh("th1", f"{venv_of(again.stdout, 'th1')}/bin/python -c 'import torch'")
