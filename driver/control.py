@@ -157,13 +157,14 @@ def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[s
         )
         session.wait()
     session.raise_for_hosts()
+    jobs_removed = {o.host: list(o.result.get("rt_removed", [])) for o in session.outcomes}
+    pruned = {host: report.get("pruned") or {} for host, report in session.reports.items()}
     removed: dict[str, dict[str, Any]] = {}
-    for outcome in session.outcomes:
-        removed.setdefault(outcome.host, {"jobs": [], "venvs": [], "kb": 0})["jobs"] = list(
-            outcome.result.get("rt_removed", [])
-        )
-    for host, report in session.reports.items():
-        pruned = report.get("pruned") or {}
-        entry = removed.setdefault(host, {"jobs": [], "venvs": [], "kb": 0})
-        entry["venvs"], entry["kb"] = list(pruned.get("venvs", [])), int(pruned.get("kb", 0))
+    for host in sorted(set(jobs_removed) | set(pruned)):
+        got = pruned.get(host, {})
+        removed[host] = {
+            "jobs": jobs_removed.get(host, []),
+            "venvs": list(got.get("venvs", [])),
+            "kb": int(got.get("kb", 0)),
+        }
     return removed

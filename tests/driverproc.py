@@ -88,5 +88,13 @@ def local_processes_matching(text: str) -> list[str]:
     return found
 
 
+def wait_until_no_local_processes_match(text: str, timeout: float = 15) -> list[str]:
+    """Wait for this machine's processes containing text to end; returns those left after timeout."""
+    deadline = time.monotonic() + timeout
+    while local_processes_matching(text) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return local_processes_matching(text)
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -13,10 +13,10 @@ from driverproc import (
     DRIVER,
     SCRIPTS,
     error_lines,
-    local_processes_matching,
     read_until,
     run_driver,
     start_driver,
+    wait_until_no_local_processes_match,
 )
 
 
@@ -40,10 +40,7 @@ def test_killed_driver_leaves_the_job_running_and_logs_follow_reattaches(testhos
         proc.kill()
     assert testhosts.pids_matching("th1", f"counter.py 30 0.2 7 {tag}"), "the job died with the driver"
     # Nothing of the driver is left here: its ansible-playbook ends with it.
-    deadline = time.monotonic() + 15
-    while local_processes_matching(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert local_processes_matching(str(tmp_path)) == []
+    assert wait_until_no_local_processes_match(str(tmp_path)) == []
     (job,) = job_ids(tmp_path)
     res = run_driver(["logs", "-f", job], tmp_path)
     assert res.returncode == 7, res.stderr
@@ -67,10 +64,7 @@ def test_ctrl_c_stops_following_and_the_job_goes_on(testhosts, tmp_path):
     assert follow.returncode == 130, err
     assert error_lines(err) == [f"error: interrupted (SIGINT); job {job} itself goes on"], err
     assert "Traceback" not in err
-    deadline = time.monotonic() + 15
-    while local_processes_matching(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert local_processes_matching(str(tmp_path)) == []
+    assert wait_until_no_local_processes_match(str(tmp_path)) == []
     assert testhosts.pids_matching("th1", f"sleeper.py {tag}"), "the job stopped with the follower"
     assert run_driver(["cancel", job, "--grace", "1s"], tmp_path).returncode == 0
 
