@@ -7,12 +7,15 @@ HOSTS ?= 2
 # Small real packages that the provisioning tests serve to hosts from a local wheelhouse.
 TEST_WHEELS := six==1.16.0 iniconfig==2.0.0
 WHEELHOUSE := .state/wheelhouse
-# PyTorch's CPU build and its dependencies, for the multi-node test's hosts (offline).
-TORCH_WHEELHOUSE := .state/torch-wheelhouse
+# PyTorch (the CPU build where pip has one, else PyPI's CUDA build) and its dependencies, for the
+# multi-node tests' hosts (offline); outside the clone, keyed by version, so a fresh clone reuses it.
+CACHE ?= $(HOME)/.cache/remote-trainer
+TORCH_VERSION ?= 2.13.0
+export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp311
 SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh runner/python runner/remote-trainer-runner \
 	$(wildcard testhosts/*.sh testhosts/image/*.sh tests/gpu/*.sh)
 
-.PHONY: help install lint test test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean
+.PHONY: help install lint test test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,7 +37,7 @@ lint: install  ## ruff, yamllint, shellcheck and ansible-lint (production profil
 
 wheelhouse: install  ## Download the test wheels (the tests' hosts install from them, offline).
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
-	bash testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
+	TORCH_VERSION=$(TORCH_VERSION) sh testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
 
 test: lint wheelhouse  ## The whole suite: lint, pytest and every molecule scenario, against real hosts (see .ci/run).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
@@ -51,11 +54,21 @@ molecule: install images wheelhouse  ## molecule test for every scenario that ru
 INVENTORY ?= $(HOME)/.config/remote-trainer/hosts.ini
 SSH_KEY ?= $(HOME)/.ssh/id_ed25519
 KNOWN_HOSTS ?= $(HOME)/.ssh/known_hosts
+# CLUSTER=minikube (default: start minikube/profile.yml) or existing (the kubeconfig's current context, or
+# CONTEXT=...; CONTAINERD=SOCKET imports the runner image into that node's containerd, CTR= names its ctr;
+# OVERLAY=cluster takes the image from a registry instead).
+CLUSTER ?= minikube
+CONTEXT ?=
+CONTAINERD ?=
+CTR ?= ctr
+OVERLAY ?= minikube
 CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY) \
-	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS)
+	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS) \
+	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
+	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) $(CLUSTER_EXTRA_VARS)
 PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
 
-cluster-up: install  ## minikube + runner image + Kubeflow Trainer + the remote runtime (INVENTORY, SSH_KEY, KNOWN_HOSTS).
+cluster-up: install  ## Runner image + Kubeflow Trainer + the remote runtime on minikube or CLUSTER=existing (INVENTORY, SSH_KEY, KNOWN_HOSTS).
 	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS)
 
 cluster-down: install  ## Delete the minikube profile.
@@ -84,3 +97,19 @@ bench: install images wheelhouse  ## Benchmarks against test hosts: launch overh
 
 clean:  ## Remove the venv and local state of the dev tools.
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
+
+# A single-node Kubernetes built from upstream Go modules (testhosts/kube): the cluster tests' API server,
+# kubelet, Kubeflow Trainer and JobSet. Root only; binaries cached under ~/.cache/remote-trainer/kube.
+KUBE = $(PY) testhosts/kube/cluster.py
+
+modules:  ## Download the Go modules whose manifests the tests read (Kubeflow Trainer, JobSet).
+	. testhosts/kube/versions.sh && go mod download github.com/kubeflow/trainer/v2@$$TRAINER_VERSION sigs.k8s.io/jobset@$$JOBSET_VERSION
+
+kube-build:  ## Build the test cluster's binaries (Kubernetes, etcd, containerd, Trainer, JobSet) where missing.
+	sh testhosts/kube/build.sh
+
+kube-up: install images  ## Start the test cluster; waits for node Ready and Trainer Available; .state/kube/kubeconfig.
+	$(KUBE) up
+
+kube-down:  ## Stop the test cluster: no process, container, mount or network device of it is left.
+	$(KUBE) down

@@ -7,7 +7,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 conf_src="$here/containers.conf"
 conf_dst=/etc/containers/containers.conf
-packages="podman runc debootstrap openssh-client openssh-server rsync uidmap"
+# catatonit: `podman run --init` (the test hosts); not left to apt's Recommends.
+packages="podman runc catatonit debootstrap openssh-client openssh-server rsync uidmap"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-podman.sh: must run as root" >&2

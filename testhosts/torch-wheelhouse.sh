@@ -4,22 +4,26 @@
 # Fill DEST with the wheels a test host (Debian 12, CPython 3.11, x86_64, no
 # network) needs for
 #     pip install --no-index --find-links DEST torch==2.13.0
-# i.e. PyTorch's CPU build and all its dependencies (plus any REQUIREMENTs
-# given, e.g. numpy, which torch imports if present), as binary wheels for
-# cp311 / manylinux (glibc <= 2.36, bookworm's). Uses this machine's pip
-# configuration (`pip config list`: find-links /opt/wheels holds the CPU wheel,
-# which PyPI does not have; the rest comes from the configured indexes).
+# i.e. PyTorch and all its dependencies (plus any REQUIREMENTs given, e.g.
+# numpy, which torch imports if present), as binary wheels for cp311 /
+# manylinux (glibc <= 2.36, bookworm's). PyTorch's CPU build is taken where
+# this machine's pip can find it (`pip config list`, e.g. a find-links
+# directory holding torch-2.13.0+cpu); otherwise PyPI's build, which is the
+# CUDA one (about 4 GB with its nvidia-* wheels) and runs on the CPU too.
+# Keep DEST outside the clone (the Makefile's default is under
+# ~/.cache/remote-trainer, keyed by the version), so that a fresh clone does
+# not download it again.
 #
 # Idempotent: DEST/.torch-wheelhouse records the request and the wheels'
-# sha256; when it matches, nothing is downloaded (~0.5 s to verify). Every
-# (re)fill is then checked offline: the request must resolve from DEST alone,
-# with no pip config and no index, to one +cpu torch and no CUDA wheels.
+# sha256; when it matches, nothing is downloaded (a few seconds to verify).
+# Every (re)fill is then checked offline: the request must resolve from DEST
+# alone, with no pip config and no index, to one torch (a +cpu build has no
+# CUDA wheels beside it).
 #
-# Environment: TORCH_SPEC (default torch==2.13.0+cpu: the local version pins
-# the CPU build; hosts may still ask for torch==2.13.0), PYTHON (default
-# python3.11, else python3: any interpreter whose pip has the config above),
-# GLIBC_MINOR (default 36, bookworm's glibc 2.36: wheels tagged manylinux_2_17
-# up to manylinux_2_<GLIBC_MINOR>, manylinux2014/2010/1, for x86_64).
+# Environment: TORCH_VERSION (default 2.13.0), PYTHON (default python3.11,
+# else python3), GLIBC_MINOR (default 36, bookworm's glibc 2.36: wheels tagged
+# manylinux_2_17 up to manylinux_2_<GLIBC_MINOR>, manylinux2014/2010/1, for
+# x86_64).
 set -eu
 
 log() { echo "torch-wheelhouse.sh: $*" >&2; }
@@ -28,8 +32,8 @@ die() { log "$*"; exit 1; }
 [ $# -ge 1 ] || die "usage: $0 DEST [REQUIREMENT...]"
 dest=$1
 shift
-spec=${TORCH_SPEC:-torch==2.13.0+cpu}
-case $spec in torch==* | torch\ ==*) ;; *) die "TORCH_SPEC must pin torch==VERSION: $spec" ;; esac
+version=${TORCH_VERSION:-2.13.0}
+case $version in *[!0-9.]* | "") die "TORCH_VERSION must be a plain version such as 2.13.0: $version" ;; esac
 glibc_minor=${GLIBC_MINOR:-36}
 if [ -n "${PYTHON:-}" ]; then
     python=$PYTHON
@@ -39,7 +43,7 @@ else
     python=python3
 fi
 marker=.torch-wheelhouse
-key="spec=$spec${*:+ $*} python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
+key="torch=$version${*:+ $*} python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
 # pip (23.x) does not widen one --platform to older manylinux tags: list them all.
 target="--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311"
 minor=$glibc_minor
@@ -70,14 +74,29 @@ rm -f "$dest/$marker"
 tmp=$(mktemp -d)
 # shellcheck disable=SC2064  # expand now: $tmp is fixed
 trap "rm -rf '$tmp'" EXIT INT TERM
-log "pip download $spec${*:+ $*} (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
+download() {
+    log "pip download $* (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
+    # shellcheck disable=SC2086  # $target: several options
+    "$python" -m pip download --quiet --disable-pip-version-check --progress-bar off \
+        --dest "$dest" $target "$@" >"$tmp/pip.log" 2>&1
+}
 start=$(date +%s)
-# shellcheck disable=SC2086  # $target: several options
-"$python" -m pip download --quiet --disable-pip-version-check --progress-bar off \
-    --dest "$dest" $target "$spec" "$@" >"$tmp/pip.log" 2>&1 || {
+shift_args=$*
+# shellcheck disable=SC2086  # the extra requirements: several words
+if download "torch==$version+cpu" $shift_args; then
+    spec="torch==$version+cpu"
+elif grep -q 'No matching distribution found for torch==' "$tmp/pip.log"; then
+    log "no CPU build of torch $version for this pip: taking PyPI's (CUDA) build"
+    spec="torch==$version"
+    # shellcheck disable=SC2086
+    download "$spec" $shift_args || {
+        cat "$tmp/pip.log" >&2
+        die "pip download failed"
+    }
+else
     cat "$tmp/pip.log" >&2
     die "pip download failed"
-}
+fi
 log "downloaded in $(($(date +%s) - start)) s"
 
 # The request must resolve from DEST alone: no config (no /opt/wheels, no index).
@@ -93,8 +112,10 @@ import json, sys
 for item in json.load(open(sys.argv[1]))["install"]:
     print(item["metadata"]["name"].lower(), item["metadata"]["version"])
 ' "$report")
-echo "$names" | grep -q '^torch .*+cpu$' || die "no CPU build of torch in $dest: $names"
-if echo "$names" | grep -q '^nvidia-'; then die "CUDA wheels in $dest: $names"; fi
+echo "$names" | grep -q "^torch $version" || die "no torch $version in $dest: $names"
+if echo "$names" | grep -q '^torch .*+cpu$' && echo "$names" | grep -q '^nvidia-'; then
+    die "CUDA wheels beside a CPU torch in $dest: $names"
+fi
 
 (
     cd "$dest"

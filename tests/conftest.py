@@ -101,12 +101,16 @@ def wheelhouse() -> Path:
     return WHEELHOUSE
 
 
-TORCH_WHEELHOUSE = Path(__file__).resolve().parents[1] / ".state" / "torch-wheelhouse"
+# Made by `make wheelhouse` outside the clone (the Makefile exports the path it used).
+TORCH_WHEELHOUSE = Path(
+    os.environ.get("TORCH_WHEELHOUSE")
+    or Path.home() / ".cache" / "remote-trainer" / "torch-wheelhouse" / "torch-2.13.0-cp311"
+)
 
 
 @pytest.fixture(scope="session")
 def torch_wheelhouse() -> Path:
-    """PyTorch's CPU build and its dependencies for the hosts, made by `make wheelhouse`."""
+    """PyTorch (CPU build where pip had one, else PyPI's CUDA build) and its dependencies for the hosts."""
     if not any(TORCH_WHEELHOUSE.glob("torch-*.whl")):
         pytest.fail(f"no torch wheel in {TORCH_WHEELHOUSE}: run `make wheelhouse`")
     return TORCH_WHEELHOUSE

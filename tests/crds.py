@@ -1,7 +1,7 @@
 """Validate custom resources against Kubeflow Trainer's CRD schemas (OpenAPI v3 -> JSON Schema, strict).
 
-The CRDs are read from shared/kubeflow-trainer-v2.3.0/crds beside the checkout (never copied into the
-project); $REMOTE_TRAINER_CRDS names another directory. Strict: an object whose schema lists its
+The CRDs are read from the Go module github.com/kubeflow/trainer/v2@v2.3.0 in Go's module cache
+(`make modules` downloads it; never copied into the project); $REMOTE_TRAINER_CRDS names another directory. Strict: an object whose schema lists its
 properties and does not preserve unknown fields gets additionalProperties: false, like kubeconform
 -strict or server-side fieldValidation=Strict. CEL rules and webhooks are not evaluated: the checks a
 schema misses that matter here (names, the trainer ancestor label, container `node`) are done by hand.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +19,21 @@ import jsonschema
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = [
-    os.environ.get("REMOTE_TRAINER_CRDS", ""),
-    str(REPO.parent / "shared" / "kubeflow-trainer-v2.3.0" / "crds"),
-    "/work/shared/kubeflow-trainer-v2.3.0/crds",
-]
+TRAINER_MODULE = "github.com/kubeflow/trainer/v2@v2.3.0"
 NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 ANCESTOR = "trainer.kubeflow.org/trainjob-ancestor-step"
 
 
 def crd_dir() -> Path:
-    for candidate in CANDIDATES:
-        if candidate and (Path(candidate) / "trainer.kubeflow.org_trainjobs.yaml").is_file():
-            return Path(candidate)
-    raise FileNotFoundError(f"Kubeflow Trainer v2.3.0 CRDs not found in {CANDIDATES}")
+    explicit = os.environ.get("REMOTE_TRAINER_CRDS")
+    if explicit:
+        candidate = Path(explicit)
+    else:
+        modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True)
+        candidate = Path(modcache.stdout.strip()) / TRAINER_MODULE / "manifests" / "base" / "crds"
+    if not (candidate / "trainer.kubeflow.org_trainjobs.yaml").is_file():
+        raise FileNotFoundError(f"Kubeflow Trainer v2.3.0 CRDs not found in {candidate}: run `make modules`")
+    return candidate
 
 
 def _convert(schema: Any, strict: bool) -> Any:
