@@ -15,7 +15,7 @@ export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp31
 SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh runner/python runner/remote-trainer-runner \
 	$(wildcard testhosts/*.sh testhosts/image/*.sh tests/gpu/*.sh)
 
-.PHONY: help install lint test test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
+.PHONY: help install lint test test-cluster test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,12 +39,22 @@ wheelhouse: install  ## Download the test wheels (the tests' hosts install from 
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
 	TORCH_VERSION=$(TORCH_VERSION) sh testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
 
-test: lint wheelhouse  ## The whole suite: lint, pytest and every molecule scenario, against real hosts (see .ci/run).
+test: lint wheelhouse modules  ## The whole suite: lint, pytest, molecule, then the cluster tests (see .ci/run).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest
 	$(MAKE) molecule
+	$(MAKE) test-cluster
 
-# Scenarios that run on this kind of machine; minikube and kubeflow_trainer need a Docker engine and run
-# in the cluster workflow (.github/workflows/cluster.yml).
+# Against the single-node cluster (root): cluster-up twice, cluster status, a TrainJob's pod, the molecule
+# scenario kubeflow_trainer, then kube-down and a check that nothing of the cluster is left.
+test-cluster: install images modules  ## The cluster tests against `make kube-up`'s cluster (root; ends with kube-down).
+	$(KUBE) up
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m cluster tests/cluster --deselect tests/cluster/test_zz_kube_down.py
+	KUBECONFIG=$(CURDIR)/.state/kube/kubeconfig KUBEFLOW_TRAINER_MANIFESTS=$(CURDIR)/.state/kube/manifests/trainer/overlays/manager \
+		PATH=$$($(KUBE) env | sed -n 's/^KUBE_BIN=//p'):$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s kubeflow_trainer
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m cluster tests/cluster/test_zz_kube_down.py
+
+# Scenarios that run on this kind of machine without a cluster; kubeflow_trainer runs in test-cluster against
+# the single-node cluster, minikube (a Docker engine) in the cluster workflow (.github/workflows/cluster.yml).
 SCENARIOS ?= remote_host training_job runner_image remote_runtime
 
 molecule: install images wheelhouse  ## molecule test for every scenario that runs here (SCENARIOS=...).

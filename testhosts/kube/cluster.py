@@ -553,7 +553,7 @@ def install_trainer() -> None:
     }
     res = subprocess.run(
         [
-            str(venv / "ansible-playbook"), "-i", "localhost,", str(REPO / "playbooks" / "kubeflow_trainer.yml"),
+            str(venv / "ansible-playbook"), "-i", "localhost,", str(REPO / "playbooks" / "trainer.yml"),
             "-e", f"kubeflow_trainer_manifests={overlay}",
         ],
         env=env, capture_output=True, text=True, check=False, timeout=900,
@@ -572,22 +572,32 @@ def healthy() -> bool:
         return False
 
 
+def trainer_available() -> bool:
+    res = kubectl(
+        "get", "deployment", "-n", TRAINER_NAMESPACE, "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.availableReplicas} {end}", check=False,
+    )  # fmt: skip
+    names = dict(item.split("=", 1) for item in res.stdout.split())
+    return all(names.get(d) == "1" for d in ("kubeflow-trainer-controller-manager", "jobset-controller-manager"))
+
+
 def up(skip_trainer: bool = False) -> None:
     if os.geteuid() != 0:
         raise KubeError("the test cluster needs root (kubelet, containerd, network devices)")
-    if healthy():
-        log(f"already up: KUBECONFIG={KUBECONFIG}")
-        return
-    down(quiet=True)
-    build()
     started = time.monotonic()
-    make_pki()
-    write_kubeconfig(KUBECONFIG, "admin")
-    network()
-    start_control_plane()
-    start_node()
-    log(f"node {NODE} Ready after {time.monotonic() - started:.0f} s")
-    if not skip_trainer:
+    if healthy():
+        log("the cluster runs already")
+    else:
+        down(quiet=True)
+        build()
+        started = time.monotonic()
+        make_pki()
+        write_kubeconfig(KUBECONFIG, "admin")
+        network()
+        start_control_plane()
+        start_node()
+        log(f"node {NODE} Ready after {time.monotonic() - started:.0f} s")
+    if not skip_trainer and not trainer_available():
         install_trainer()
         log(f"Kubeflow Trainer Available after {time.monotonic() - started:.0f} s")
     log(f"up: KUBECONFIG={KUBECONFIG}")
@@ -678,6 +688,12 @@ def down(quiet: bool = False) -> None:
     for path in (DATA / "kubelet", DATA / "cni", DATA / "etcd", RUN):
         shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(STATE / "pids", ignore_errors=True)
+    # containerd puts shim sockets and ctr's fifos under /run/containerd whatever its state dir: empty dirs only.
+    for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
     if not quiet:
         left = leftovers()
         if left:
