@@ -24,10 +24,12 @@ def processes() -> list[str]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                comm = (entry / "comm").read_text().strip()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if comm in NAMES:
+            comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+            # A zombie has ended; only its parent (here PID 1, the orphans' reaper) can remove its entry.
+            if comm in NAMES and state != "Z":
                 found.append(f"{entry.name} {comm}")
     return found
 
