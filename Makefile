@@ -12,8 +12,8 @@ WHEELHOUSE := .state/wheelhouse
 CACHE ?= $(HOME)/.cache/remote-trainer
 TORCH_VERSION ?= 2.13.0
 export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp311
-SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh runner/python runner/remote-trainer-runner \
-	$(wildcard testhosts/*.sh testhosts/image/*.sh tests/gpu/*.sh)
+SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh .ci/setup-kube.sh runner/python runner/remote-trainer-runner \
+	$(wildcard testhosts/*.sh testhosts/image/*.sh testhosts/kube/*.sh tests/gpu/*.sh)
 
 .PHONY: help install lint test test-cluster test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 

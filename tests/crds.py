@@ -1,10 +1,11 @@
 """Validate custom resources against Kubeflow Trainer's CRD schemas (OpenAPI v3 -> JSON Schema, strict).
 
 The CRDs are read from the Go module github.com/kubeflow/trainer/v2@v2.3.0 in Go's module cache
-(`make modules` downloads it; never copied into the project); $REMOTE_TRAINER_CRDS names another directory. Strict: an object whose schema lists its
-properties and does not preserve unknown fields gets additionalProperties: false, like kubeconform
--strict or server-side fieldValidation=Strict. CEL rules and webhooks are not evaluated: the checks a
-schema misses that matter here (names, the trainer ancestor label, container `node`) are done by hand.
+(`make modules` downloads it; never copied into the project); $REMOTE_TRAINER_CRDS names another directory.
+Strict: an object whose schema lists its properties and does not preserve unknown fields gets
+additionalProperties: false, like kubeconform -strict or server-side fieldValidation=Strict. CEL rules and
+webhooks are not evaluated: the checks a schema misses that matter here (names, the trainer ancestor label,
+container `node`) are done by hand.
 """
 
 from __future__ import annotations

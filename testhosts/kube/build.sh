@@ -26,7 +26,7 @@ mkdir -p "$bin" "$KUBE_CACHE/src"
 exec 9>"$KUBE_CACHE/.build.lock"
 flock 9
 
-export GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+export GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 ldflags_k8s="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
 -X k8s.io/component-base/version.gitMajor=$(echo "$K8S_VERSION" | sed 's/^v\([0-9]*\)\..*/\1/') \
 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | sed 's/^v[0-9]*\.\([0-9]*\)\..*/\1/') \
@@ -76,7 +76,7 @@ build_k8s() {
     done
     pkgs=""
     for c in $K8S_COMMANDS; do pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; done
-    # shellcheck disable=SC2086  # $pkgs: several packages
+    # shellcheck disable=SC2086,SC2046  # $pkgs and the list: several packages
     (cd "$dir" && go get $(for p in $pkgs; do echo "$p@$K8S_VERSION"; done) && go build -ldflags "$ldflags_k8s" -o "$bin/" $pkgs)
     # pause, static, for the sandbox image
     gcc -Os -static -DVERSION="$PAUSE_VERSION" -o "$bin/pause" "$kmod/build/pause/linux/pause.c"
@@ -88,6 +88,7 @@ build_etcd() {
     emod=$(go env GOMODCACHE)/go.etcd.io/etcd/server/v3@$ETCD_VERSION
     # etcd's server module replaces its sibling modules with ../...: the same tags from the proxy.
     wrapper "$dir" "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    # shellcheck disable=SC2013  # module paths: one word each
     for m in $(sed -n 's|^[[:space:]]*\(go.etcd.io/etcd/[a-z0-9/]*\) => \.\./.*|\1|p' "$emod/go.mod"); do
         (cd "$dir" && go mod edit -replace="$m=$m@$ETCD_VERSION")
     done

@@ -8,10 +8,10 @@ binaries, tagged with the upstream names and imported into containerd. Kubeflow 
 is then installed by the project's own ``kubeflow_trainer`` role from the upstream manifests in Go's
 module cache (one change: JobSet's manifests come from its module instead of a GitHub release URL).
 
-    python3 testhosts/kube/cluster.py up     # build what is missing, start, wait: node Ready, Trainer Available
+    python3 testhosts/kube/cluster.py up     # build what is missing, start; wait: node Ready, Trainer up
     python3 testhosts/kube/cluster.py down   # stop every process; remove containers, mounts, devices, rules
     python3 testhosts/kube/cluster.py env    # KUBECONFIG=... KUBE_BIN=... for a shell
-    python3 testhosts/kube/cluster.py leftovers   # what of the cluster is still on this machine (exit 1 if any)
+    python3 testhosts/kube/cluster.py leftovers   # what of the cluster is still here (exit 1 if any)
 
 Files: ``.state/kube/`` (kubeconfig, certificates, logs, pid files, manifests) in the checkout; the
 node's data under ``/var/lib/rtkube`` and ``/run/rtkube``. containerd's image store is kept across
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -78,7 +79,10 @@ def log(msg: str) -> None:
 def versions() -> dict[str, str]:
     """The pinned versions and cache paths of versions.sh, as the shell sees them."""
     out = subprocess.run(
-        ["sh", "-c", 'set -a; . "$0"; env', str(HERE / "versions.sh")], capture_output=True, text=True, check=True
+        ["sh", "-c", 'set -a; . "$0"; env', str(HERE / "versions.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     keys = ("K8S_VERSION", "PAUSE_VERSION", "TRAINER_VERSION", "JOBSET_VERSION", "KUBE_BIN", "KUBE_CACHE")
@@ -93,7 +97,9 @@ JOBSET_IMAGE = f"registry.k8s.io/jobset/jobset:{V['JOBSET_VERSION']}"
 KUBECONFIG = STATE / "kubeconfig"
 
 
-def run(*args: str | Path, check: bool = True, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, check: bool = True, timeout: float = 600, **kw
+) -> subprocess.CompletedProcess[str]:
     res = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
     if check and res.returncode != 0:
         raise KubeError(f"{' '.join(map(str, args))} exited {res.returncode}: {res.stderr.strip()[-2000:]}")
@@ -138,8 +144,16 @@ def make_pki() -> None:
         "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", pki / "ca.crt",
     )  # fmt: skip
     sans = ",".join(
-        [f"IP:{NODE_IP}", f"IP:{SERVICE_IP}", "IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes"]
-        + ["DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]
+        [
+            f"IP:{NODE_IP}",
+            f"IP:{SERVICE_IP}",
+            "IP:127.0.0.1",
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
     )
     _openssl_cert("apiserver", "/CN=kube-apiserver", sans, server=True)
     _openssl_cert("kubelet-serving", f"/CN={NODE}", f"IP:{NODE_IP},DNS:{NODE}", server=True)
@@ -219,15 +233,17 @@ def start(name: str, *args: str | Path) -> None:
     pid_file(name).write_text(f"{proc.pid}\n")
 
 
-def wait_for(what: str, check, timeout: float, component: str | None = None) -> None:  # noqa: ANN001
+def wait_for(what: str, check, timeout: float, component: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if component and running(component) is None:
-            raise KubeError(f"{component} exited while waiting for {what}: see {STATE / 'logs' / component}.log")
+            raise KubeError(
+                f"{component} exited while waiting for {what}: see {STATE / 'logs' / component}.log"
+            )
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001,S110  # not up yet
+        except Exception:  # not up yet
             pass
         time.sleep(0.5)
     where = f": see {STATE / 'logs' / component}.log" if component else ""
@@ -238,7 +254,7 @@ def https_ok(url: str) -> bool:
     pki = STATE / "pki"
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:  # noqa: S310  # our own https URL
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:  # our own https URL
         return resp.status == 200
 
 
@@ -307,7 +323,7 @@ def start_control_plane() -> None:
     )  # fmt: skip
     wait_for(
         "etcd",
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2).status == 200,  # noqa: S310
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2).status == 200,
         60,
         "etcd",
     )
@@ -333,7 +349,9 @@ def start_control_plane() -> None:
         "--profiling=false",
         "--v=1",
     )  # fmt: skip
-    wait_for("the API server", lambda: https_ok(f"https://{NODE_IP}:{API_PORT}/readyz"), 120, "kube-apiserver")
+    wait_for(
+        "the API server", lambda: https_ok(f"https://{NODE_IP}:{API_PORT}/readyz"), 120, "kube-apiserver"
+    )
     for user in ("controller-manager", "scheduler", "kubelet", "kube-proxy"):
         write_kubeconfig(STATE / f"{user}.kubeconfig", user)
     cm = STATE / "controller-manager.kubeconfig"
@@ -348,7 +366,8 @@ def start_control_plane() -> None:
     sched = STATE / "scheduler.kubeconfig"
     start(
         "kube-scheduler",
-        f"--kubeconfig={sched}", f"--authentication-kubeconfig={sched}", f"--authorization-kubeconfig={sched}",
+        f"--kubeconfig={sched}", f"--authentication-kubeconfig={sched}",
+        f"--authorization-kubeconfig={sched}",
         "--leader-elect=false", "--bind-address=127.0.0.1", "--v=1",
     )  # fmt: skip
 
@@ -419,7 +438,8 @@ state = "{RUN / "containerd"}"
     (STATE / "kubelet.json").write_text(json.dumps(kubelet_config, indent=1) + "\n")
     start(
         "kubelet", f"--config={STATE / 'kubelet.json'}", f"--kubeconfig={STATE / 'kubelet.kubeconfig'}",
-        f"--hostname-override={NODE}", f"--node-ip={NODE_IP}", f"--root-dir={DATA / 'kubelet'}", "--oom-score-adj=0", "--v=1",
+        f"--hostname-override={NODE}", f"--node-ip={NODE_IP}", f"--root-dir={DATA / 'kubelet'}",
+        "--oom-score-adj=0", "--v=1",
     )  # fmt: skip
     proxy_config = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
@@ -446,7 +466,9 @@ state = "{RUN / "containerd"}"
 
 
 def node_ready() -> bool:
-    res = kubectl("get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)
+    res = kubectl(
+        "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False
+    )
     return res.stdout.strip() == "True"
 
 
@@ -463,7 +485,9 @@ def build_image(ref: str, containerfile: str, files: dict[str, Path]) -> None:
     digest = run("sha256sum", *files.values()).stdout
     label = run("sh", "-c", 'printf %s "$0" | sha256sum | cut -c1-32', digest + containerfile).stdout.strip()
     if podman_image_id(ref):
-        have = run("podman", "image", "inspect", "--format", '{{index .Labels "rtkube.hash"}}', ref).stdout.strip()
+        have = run(
+            "podman", "image", "inspect", "--format", '{{index .Labels "rtkube.hash"}}', ref
+        ).stdout.strip()
         if have == label:
             return
     with tempfile.TemporaryDirectory() as ctx:
@@ -496,7 +520,11 @@ def load_images() -> None:
     base = "localhost/debian-min:bookworm"
     if podman_image_id(base) is None:
         raise KubeError(f"no podman image {base}: run `make images` (testhosts/build-image.sh)")
-    build_image(PAUSE_IMAGE, 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n', {"pause": BIN / "pause"})
+    build_image(
+        PAUSE_IMAGE,
+        'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n',
+        {"pause": BIN / "pause"},
+    )
     controller = f'FROM {base}\nCOPY manager /manager\nUSER 65532:65532\nENTRYPOINT ["/manager"]\n'
     build_image(TRAINER_IMAGE, controller, {"manager": BIN / "trainer-controller-manager"})
     build_image(JOBSET_IMAGE, controller, {"manager": BIN / "jobset-manager"})
@@ -568,7 +596,7 @@ def healthy() -> bool:
         return False
     try:
         return https_ok(f"https://{NODE_IP}:{API_PORT}/readyz") and node_ready()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -578,7 +606,9 @@ def trainer_available() -> bool:
         "jsonpath={range .items[*]}{.metadata.name}={.status.availableReplicas} {end}", check=False,
     )  # fmt: skip
     names = dict(item.split("=", 1) for item in res.stdout.split())
-    return all(names.get(d) == "1" for d in ("kubeflow-trainer-controller-manager", "jobset-controller-manager"))
+    return all(
+        names.get(d) == "1" for d in ("kubeflow-trainer-controller-manager", "jobset-controller-manager")
+    )
 
 
 def up(skip_trainer: bool = False) -> None:
@@ -607,10 +637,8 @@ def up(skip_trainer: bool = False) -> None:
 
 
 def _kill(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def our_processes() -> list[int]:
@@ -636,7 +664,17 @@ def stop_pods() -> None:
     for name in ("kube-controller-manager", "kube-scheduler"):
         if pid := running(name):
             _kill(pid, signal.SIGTERM)
-    kubectl("delete", "pods", "--all", "-A", "--grace-period=0", "--force", "--wait=false", check=False, timeout=60)
+    kubectl(
+        "delete",
+        "pods",
+        "--all",
+        "-A",
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+        check=False,
+        timeout=60,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not ctr("tasks", "ls", "-q", check=False).stdout.strip():
@@ -688,12 +726,10 @@ def down(quiet: bool = False) -> None:
     for path in (DATA / "kubelet", DATA / "cni", DATA / "etcd", RUN):
         shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(STATE / "pids", ignore_errors=True)
-    # containerd puts shim sockets and ctr's fifos under /run/containerd whatever its state dir: empty dirs only.
+    # containerd puts shim sockets and ctr's fifos in /run/containerd whatever its state dir: empty dirs only.
     for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(d)
-        except OSError:
-            pass
     if not quiet:
         left = leftovers()
         if left:
@@ -733,11 +769,11 @@ def remove_cgroups() -> None:
             root = hierarchy / top
             if not root.is_dir():
                 continue
-            for d in sorted((p for p in root.glob("**/") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                try:
+            for d in sorted(
+                (p for p in root.glob("**/") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+            ):
+                with contextlib.suppress(OSError):
                     d.rmdir()
-                except OSError:
-                    pass
 
 
 def our_veths() -> list[str]:
@@ -759,7 +795,9 @@ def leftovers() -> list[str]:
     for family in ("iptables", "ip6tables"):
         if kube_rules(family):
             left.append(f"{family} chains KUBE-*")
-    cgroups = [str(p) for h in Path("/sys/fs/cgroup").iterdir() for p in (h / "kubepods", h / "k8s.io") if p.is_dir()]
+    cgroups = [
+        str(p) for h in Path("/sys/fs/cgroup").iterdir() for p in (h / "kubepods", h / "k8s.io") if p.is_dir()
+    ]
     if cgroups:
         left.append(f"cgroups {cgroups}")
     return left
@@ -768,7 +806,9 @@ def leftovers() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p_up = sub.add_parser("up", help="build what is missing, start, wait until node Ready and Trainer Available")
+    p_up = sub.add_parser(
+        "up", help="build what is missing, start, wait until node Ready and Trainer Available"
+    )
     p_up.add_argument("--no-trainer", action="store_true", help="do not install Kubeflow Trainer")
     sub.add_parser("down", help="stop everything; remove containers, mounts, network devices and rules")
     sub.add_parser("env", help="print KUBECONFIG and KUBE_BIN for a shell")

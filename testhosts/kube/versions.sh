@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # read by the scripts that source this file
 # Pinned versions of the test cluster (sourced by testhosts/kube/*.sh). A change here builds a new set of
 # binaries in a new cache directory.
 K8S_VERSION=v1.34.4

@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def kube() -> dict[str, str]:
     """Environment for kubectl, the driver and make against the test cluster (up after this)."""
-    subprocess.run([sys.executable, str(REPO / "testhosts" / "kube" / "cluster.py"), "up"], check=True, timeout=3600)
+    subprocess.run(
+        [sys.executable, str(REPO / "testhosts" / "kube" / "cluster.py"), "up"], check=True, timeout=3600
+    )
     return {
         **os.environ,
         "KUBECONFIG": str(kubecluster.KUBECONFIG),

@@ -97,7 +97,9 @@ def test_a_trainjob_on_runtime_remote_reaches_a_running_pod(kube, installed):
             if phase == "Running":
                 break
             time.sleep(1)
-        assert phase == "Running", kubectl(kube, "describe", "trainjob", name) + kubectl(kube, "get", "pods", "-A")
+        assert phase == "Running", kubectl(kube, "describe", "trainjob", name) + kubectl(
+            kube, "get", "pods", "-A"
+        )
         # The pod runs the runner, which reaches th1 over SSH: its log says the script runs there.
         deadline = time.monotonic() + 180
         logs = ""

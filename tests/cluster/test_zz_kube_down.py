@@ -15,7 +15,8 @@ pytestmark = pytest.mark.cluster
 
 NAMES = {
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-    "containerd", "containerd-shim-runc-v2", "trainer-controller-manager", "jobset-manager", "manager", "pause",
+    "containerd", "containerd-shim-runc-v2", "trainer-controller-manager", "jobset-manager", "manager",
+    "pause",
 }  # fmt: skip
 
 
