@@ -504,7 +504,8 @@ def import_image(ref: str) -> None:
     if want is None:
         raise KubeError(f"no podman image {ref}")
     have = ctr("images", "ls", f"name=={ref}", check=False).stdout
-    marker = STATE.parent / "kube-images" / (ref.replace("/", "_").replace(":", "_") + ".id")
+    # Beside containerd's store, which outlives down and a fresh clone: the podman image it came from.
+    marker = DATA / "image-ids" / (ref.replace("/", "_").replace(":", "_") + ".id")
     if ref in have and marker.is_file() and marker.read_text().strip() == want:
         return
     log(f"importing {ref} into containerd")
