@@ -1,4 +1,4 @@
-"""Bad input to the cluster playbooks fails at once with one clear message, before any cluster is contacted."""
+"""Bad input to the cluster playbooks fails at once with one clear message, before any cluster is reached."""
 
 from __future__ import annotations
 
