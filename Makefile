@@ -57,6 +57,49 @@ test-cluster: install images modules kube-build  ## The cluster tests against `m
 		PATH=$(TEST_PATH) $(BIN)/molecule test -s kubeflow_trainer
 	PATH=$(TEST_PATH) $(PY) -m pytest -m cluster tests/cluster/test_zz_kube_down.py
 
+# Scenarios that run on this kind of machine without a cluster; kubeflow_trainer runs in test-cluster against
+# the single-node cluster, minikube (a Docker engine) in the cluster workflow (.github/workflows/cluster.yml).
+SCENARIOS ?= remote_host training_job runner_image remote_runtime
+
+molecule: install images wheelhouse  ## molecule test for every scenario that runs here (SCENARIOS=...).
+	for s in $(SCENARIOS); do PATH=$(TEST_PATH) $(BIN)/molecule test -s $$s || exit 1; done
+
+# The user's inventory, key and known_hosts for the `remote` runtime (never written into the repository).
+INVENTORY ?= $(HOME)/.config/remote-trainer/hosts.ini
+SSH_KEY ?= $(HOME)/.ssh/id_ed25519
+KNOWN_HOSTS ?= $(HOME)/.ssh/known_hosts
+# CLUSTER=minikube (default: start minikube/profile.yml) or existing (the kubeconfig's current context, or
+# CONTEXT=...; CONTAINERD=SOCKET imports the runner image into that node's containerd, CTR= names its ctr;
+# OVERLAY=cluster takes the image from a registry instead).
+CLUSTER ?= minikube
+CONTEXT ?=
+CONTAINERD ?=
+CTR ?= ctr
+OVERLAY ?= minikube
+CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY) \
+	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS) \
+	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
+	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) $(CLUSTER_EXTRA_VARS)
+PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
+
+cluster-up: install  ## Runner image + Kubeflow Trainer + the remote runtime on minikube or CLUSTER=existing (INVENTORY, SSH_KEY, KNOWN_HOSTS).
+	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS)
+
+cluster-down: install  ## Delete the minikube profile.
+	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS) -e minikube_state=absent
+
+image: install  ## Build the runner image (tagged by content).
+	$(PLAYBOOK) playbooks/image.yml
+
+images:  ## Build the sshd test host images (once; skipped when current).
+	bash testhosts/build-image.sh
+
+hosts-up: install images  ## Start $(HOSTS) sshd test hosts; inventory in $(HOSTS_STATE)/inventory.ini.
+	$(PY) testhosts/hosts.py up $(HOSTS) $(HOSTS_STATE)
+
+hosts-down:  ## Remove the test hosts started by hosts-up.
+	$(PY) testhosts/hosts.py down $(HOSTS_STATE)
+
 test-gpu: install  ## On a machine with an NVIDIA GPU: CUDA training, torchrun/NCCL, stops free the GPU (tests/gpu).
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m gpu tests/gpu -rA
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/gpu_overhead.py
