@@ -52,9 +52,15 @@ def trainjob(
     env: dict[str, str] | None = None,
     deadline: float | None = None,
     runtime: str = RUNTIME,
+    limit: str | None = None,
+    packages: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The TrainJob object for SCRIPT ARGS on the remote runtime."""
+    """The TrainJob object for SCRIPT ARGS on the remote runtime. `limit` and `packages` reach the
+    runner as REMOTE_TRAINER_LIMIT and REMOTE_TRAINER_PACKAGES (one spec per line)."""
     check_script(script)
+    for spec in packages or []:
+        if not spec.strip() or any(c.isspace() for c in spec):
+            raise BadJobSpec(f"invalid --packages {spec!r}: one package spec per option, without spaces")
     encoded = base64.b64encode(script.read_bytes()).decode("ascii")
     if len(encoded) > MAX_ITEM:
         raise BadJobSpec(
@@ -64,6 +70,11 @@ def trainjob(
     trainer: dict[str, Any] = {
         "command": ["remote-trainer-runner", "--script-b64", script.name, encoded, *args]
     }
+    env = dict(env or {})
+    if limit:
+        env["REMOTE_TRAINER_LIMIT"] = limit
+    if packages:
+        env["REMOTE_TRAINER_PACKAGES"] = "\n".join(packages)
     if env:
         trainer["env"] = [{"name": k, "value": v} for k, v in env.items()]
     spec: dict[str, Any] = {

@@ -3,7 +3,9 @@ and an sshd test host that the runner pod reaches over the pod network, its host
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "testhosts" / "kube"))
 
 import cluster as kubecluster  # testhosts/kube/ is not an installed package
+import hosts as th
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,10 +41,10 @@ def kubectl(kube: dict[str, str], *args: str, check: bool = True, timeout: float
     return res.stdout
 
 
-@pytest.fixture(scope="module")
-def pod_files(start_testhosts, tmp_path_factory) -> Path:
-    """hosts.ini, id_ed25519 and known_hosts for the runtime: th1 at its container address (what a pod
-    reaches), with its real host key."""
+@pytest.fixture(scope="session")
+def pod_host(start_testhosts, tmp_path_factory) -> tuple[th.HostSet, Path]:
+    """th1, and hosts.ini, id_ed25519 and known_hosts for the runtime: th1 at its container address
+    (what a pod reaches), with its real host key."""
     hs = start_testhosts(1)
     ip = hs.container_ip("th1")
     d = tmp_path_factory.mktemp("pod-files")
@@ -49,4 +52,65 @@ def pod_files(start_testhosts, tmp_path_factory) -> Path:
     shutil.copy(hs.key_path, d / "id_ed25519")
     (d / "known_hosts").write_text(f"{ip} {hs.hosts['th1'].host_key}\n")
     (d / "id_ed25519").chmod(0o600)
-    return d
+    return hs, d
+
+
+@pytest.fixture(scope="session")
+def pod_files(pod_host) -> Path:
+    return pod_host[1]
+
+
+def cluster_up(kube: dict[str, str], pod_files: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`make cluster-up CLUSTER=existing` against the test cluster, the runner image imported into its
+    containerd, Trainer from the local upstream manifests."""
+    extra = tmp_path / "vars.json"
+    extra.write_text(
+        json.dumps(
+            {
+                "kubeflow_trainer_manifests": str(kubecluster.trainer_manifests()),
+                # No registry here: the runner image is built on the local debootstrap base, and pip in
+                # the build trusts this machine's CA bundle (a TLS-intercepting proxy sits in front of PyPI).
+                "runner_image_base": "localhost/debian-min:bookworm",
+                "runner_image_build_args": [
+                    "--build-arg", "PIP_CERT=/run/host-ca.crt",
+                    "--volume", "/etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro",
+                ],
+            }
+        )
+    )  # fmt: skip
+    return subprocess.run(
+        [
+            "make", "-C", str(REPO), "cluster-up", "CLUSTER=existing",
+            f"CONTAINERD={kubecluster.CONTAINERD_SOCK}", f"CTR={kubecluster.BIN / 'ctr'}",
+            f"INVENTORY={pod_files / 'hosts.ini'}", f"SSH_KEY={pod_files / 'id_ed25519'}",
+            f"KNOWN_HOSTS={pod_files / 'known_hosts'}", f"CLUSTER_EXTRA_VARS=-e @{extra}",
+        ],
+        env=kube, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
+def recap(stdout: str) -> dict[str, int]:
+    (line,) = [ln for ln in stdout.splitlines() if re.match(r"^localhost\s+:\s+ok=", ln)]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+@pytest.fixture(scope="session")
+def installed(kube, pod_files, tmp_path_factory) -> dict[str, int]:
+    """cluster-up twice; the second run's recap."""
+    tmp = tmp_path_factory.mktemp("cluster-up")
+    first = cluster_up(kube, pod_files, tmp)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    assert recap(first.stdout)["failed"] == 0
+    second = cluster_up(kube, pod_files, tmp)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr
+    return recap(second.stdout)
+
+
+def driver(kube: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "driver"), *args],
+        env=kube,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

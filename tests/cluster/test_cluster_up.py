@@ -5,71 +5,20 @@ status` and a TrainJob whose pod runs."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from conftest import REPO, kubecluster, kubectl
+from conftest import REPO, driver, kubectl
 
 pytestmark = pytest.mark.cluster
 
 SCRIPTS = REPO / "tests" / "scripts"
 
 
-def cluster_up(kube: dict[str, str], pod_files: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    extra = tmp_path / "vars.json"
-    extra.write_text(
-        json.dumps(
-            {
-                "kubeflow_trainer_manifests": str(kubecluster.trainer_manifests()),
-                # No registry here: the runner image is built on the local debootstrap base, and pip in
-                # the build trusts this machine's CA bundle (a TLS-intercepting proxy sits in front of PyPI).
-                "runner_image_base": "localhost/debian-min:bookworm",
-                "runner_image_build_args": [
-                    "--build-arg", "PIP_CERT=/run/host-ca.crt",
-                    "--volume", "/etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro",
-                ],
-            }
-        )
-    )  # fmt: skip
-    return subprocess.run(
-        [
-            "make", "-C", str(REPO), "cluster-up", "CLUSTER=existing",
-            f"CONTAINERD={kubecluster.CONTAINERD_SOCK}", f"CTR={kubecluster.BIN / 'ctr'}",
-            f"INVENTORY={pod_files / 'hosts.ini'}", f"SSH_KEY={pod_files / 'id_ed25519'}",
-            f"KNOWN_HOSTS={pod_files / 'known_hosts'}", f"CLUSTER_EXTRA_VARS=-e @{extra}",
-        ],
-        env=kube, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-
-
-def recap(stdout: str) -> dict[str, int]:
-    (line,) = [ln for ln in stdout.splitlines() if re.match(r"^localhost\s+:\s+ok=", ln)]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-
-
-@pytest.fixture(scope="module")
-def installed(kube, pod_files, tmp_path_factory) -> dict[str, int]:
-    tmp = tmp_path_factory.mktemp("cluster-up")
-    first = cluster_up(kube, pod_files, tmp)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
-    assert recap(first.stdout)["failed"] == 0
-    second = cluster_up(kube, pod_files, tmp)
-    assert second.returncode == 0, second.stdout[-4000:] + second.stderr
-    return recap(second.stdout)
-
-
 def test_a_second_cluster_up_changes_nothing(installed):
     assert installed["changed"] == 0, installed
     assert installed["failed"] == 0
-
-
-def driver(kube: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REPO / ".venv" / "bin" / "driver"), *args], env=kube, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_cluster_status_reports_every_check_ready(kube, installed):
