@@ -50,7 +50,7 @@ test: lint wheelhouse modules kube-build  ## The whole suite: lint, pytest, mole
 
 # Against the single-node cluster (root): cluster-up twice, cluster status, a TrainJob's pod, the molecule
 # scenario kubeflow_trainer, then kube-down and a check that nothing of the cluster is left.
-test-cluster: install images modules kube-build  ## The cluster tests against `make kube-up`'s cluster (root; ends with kube-down).
+test-cluster: install images wheelhouse modules kube-build  ## The cluster tests against `make kube-up`'s cluster (root; ends with kube-down).
 	$(KUBE) up
 	PATH=$(TEST_PATH) $(PY) -m pytest -m cluster tests/cluster --deselect tests/cluster/test_zz_kube_down.py
 	KUBECONFIG=$(CURDIR)/.state/kube/kubeconfig KUBEFLOW_TRAINER_MANIFESTS=$(CURDIR)/.state/kube/manifests/trainer/overlays/manager \

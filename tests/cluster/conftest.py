@@ -42,13 +42,17 @@ def kubectl(kube: dict[str, str], *args: str, check: bool = True, timeout: float
 
 
 @pytest.fixture(scope="session")
-def pod_host(start_testhosts, tmp_path_factory) -> tuple[th.HostSet, Path]:
+def pod_host(start_testhosts, wheelhouse, tmp_path_factory) -> tuple[th.HostSet, Path]:
     """th1, and hosts.ini, id_ed25519 and known_hosts for the runtime: th1 at its container address
-    (what a pod reaches), with its real host key."""
+    (what a pod reaches), with its real host key. Requirements install on th1 offline from the test
+    wheelhouse (six, iniconfig), copied to /opt/wheels there."""
     hs = start_testhosts(1)
     ip = hs.container_ip("th1")
+    th._podman("cp", str(wheelhouse), f"{hs.hosts['th1'].container}:/opt/wheels")
+    hs.ssh("th1", "sudo chmod -R a+rX /opt/wheels")
     d = tmp_path_factory.mktemp("pod-files")
-    (d / "hosts.ini").write_text(f"th1 ansible_host={ip} ansible_port=22 ansible_user=trainer\n")
+    offline = "remote_host_find_links='[\"/opt/wheels\"]' remote_host_no_index=true"
+    (d / "hosts.ini").write_text(f"th1 ansible_host={ip} ansible_port=22 ansible_user=trainer {offline}\n")
     shutil.copy(hs.key_path, d / "id_ed25519")
     (d / "known_hosts").write_text(f"{ip} {hs.hosts['th1'].host_key}\n")
     (d / "id_ed25519").chmod(0o600)
