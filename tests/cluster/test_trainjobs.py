@@ -5,6 +5,7 @@ stopping the remote process tree, what of the pod's environment reaches the host
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -185,3 +186,56 @@ def test_train_options_a_trainjob_cannot_carry_are_refused(kube):
     res = driver(kube, "submit", str(SCRIPTS / "exit_with.py"), "--workdir", ".", "--", "0")
     assert res.returncode == 2
     assert "--workdir is a `driver train` option, not one of `driver submit`" in res.stderr
+
+
+def test_ctrl_c_of_submit_follow_deletes_the_trainjob_and_stops_the_remote_run(kube, installed, pod_host):
+    hs, _ = pod_host
+    name = unique("ctrlc")
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "driver"), "submit", "-f", str(SCRIPTS / "sleeper.py"), "--name", name,
+         "--", tag],
+        env=kube, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"sleeping {tag}\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert f"deleted trainjob/{name}; its pod stopped the remote run" in err
+    assert hs.pids_matching("th1", tag) == []
+    assert kubectl(kube, "get", "trainjob", name, "--ignore-not-found", "-o", "name").strip() == ""
+
+
+def test_a_changed_host_key_fails_the_trainjob_with_a_clear_line(kube, installed, pod_host, tmp_path):
+    hs, files = pod_host
+    ns = unique("badkey")
+    kubectl(kube, "create", "namespace", ns)
+    try:
+        # th1's address with another host's key: what a man in the middle (or a rebuilt host) shows.
+        ip = hs.container_ip("th1")
+        other = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], capture_output=True
+        )
+        assert other.returncode == 0
+        kind, body = (tmp_path / "k.pub").read_text().split()[:2]
+        (tmp_path / "known_hosts").write_text(f"{ip} {kind} {body}\n")
+        secret = [
+            f"--from-file=id_ed25519={files / 'id_ed25519'}",
+            f"--from-file=known_hosts={tmp_path / 'known_hosts'}",
+        ]
+        kubectl(kube, "-n", ns, "create", "secret", "generic", "remote-trainer-ssh", *secret)
+        inventory = f"--from-file=hosts.ini={files / 'hosts.ini'}"
+        kubectl(kube, "-n", ns, "create", "configmap", "remote-trainer-inventory", inventory)
+        res = driver(kube, "submit", "-f", "-n", ns, str(SCRIPTS / "exit_with.py"), "--", "0", timeout=300)
+        assert res.returncode == 72, res.stdout + res.stderr
+        logs = res.stdout
+        assert "host key" in logs.lower() and "th1" in logs, logs
+        key = (files / "id_ed25519").read_text()
+        body = key.splitlines()[1]
+        assert body not in logs and body not in res.stderr
+    finally:
+        kubectl(kube, "delete", "namespace", ns, "--wait=false", check=False)
