@@ -19,7 +19,7 @@ SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh .ci/setup-kube.sh runner/python run
 KUBE_BIN := $(shell sh -c '. ./testhosts/kube/versions.sh && echo "$$KUBE_BIN"')
 TEST_PATH = $(KUBE_BIN):$(CURDIR)/$(BIN):$$PATH
 
-.PHONY: help install lint test test-cluster test-gpu molecule bench cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
+.PHONY: help install lint test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -108,6 +108,9 @@ bench: install images wheelhouse  ## Benchmarks against test hosts: launch overh
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/provision.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/fanout.py
+
+bench-cluster: install images  ## The remote runtime on the test cluster against driver train: first line, log latency, delete.
+	PATH=$(TEST_PATH) $(PY) bench/cluster_latency.py
 
 clean:  ## Remove the venv and local state of the dev tools.
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache

@@ -592,6 +592,36 @@ def install_trainer() -> None:
         raise KubeError(f"installing Kubeflow Trainer failed: see {STATE / 'logs' / 'kubeflow_trainer.log'}")
 
 
+def install_runtime(
+    inventory: Path, ssh_key: Path, known_hosts: Path, work: Path
+) -> subprocess.CompletedProcess[str]:
+    """`make cluster-up CLUSTER=existing` against this cluster: the runner image built on the local base
+    (pip trusting this machine's CA bundle) and imported into its containerd, Trainer from the local
+    upstream manifests, the `remote` runtime with these files."""
+    extra = work / "cluster-up-vars.json"
+    extra.write_text(
+        json.dumps(
+            {
+                "kubeflow_trainer_manifests": str(trainer_manifests()),
+                "runner_image_base": "localhost/debian-min:bookworm",
+                "runner_image_build_args": [
+                    "--build-arg", "PIP_CERT=/run/host-ca.crt",
+                    "--volume", "/etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro",
+                ],
+            }
+        )
+    )  # fmt: skip
+    return subprocess.run(
+        [
+            "make", "-C", str(REPO), "cluster-up", "CLUSTER=existing",
+            f"CONTAINERD={CONTAINERD_SOCK}", f"CTR={BIN / 'ctr'}",
+            f"INVENTORY={inventory}", f"SSH_KEY={ssh_key}", f"KNOWN_HOSTS={known_hosts}",
+            f"CLUSTER_EXTRA_VARS=-e @{extra}",
+        ],
+        env={**env_path(), "KUBECONFIG": str(KUBECONFIG)}, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
 def healthy() -> bool:
     if any(running(c) is None for c in COMPONENTS) or not KUBECONFIG.is_file():
         return False

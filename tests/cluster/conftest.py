@@ -3,7 +3,6 @@ and an sshd test host that the runner pod reaches over the pod network, its host
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -65,32 +64,9 @@ def pod_files(pod_host) -> Path:
 
 
 def cluster_up(kube: dict[str, str], pod_files: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """`make cluster-up CLUSTER=existing` against the test cluster, the runner image imported into its
-    containerd, Trainer from the local upstream manifests."""
-    extra = tmp_path / "vars.json"
-    extra.write_text(
-        json.dumps(
-            {
-                "kubeflow_trainer_manifests": str(kubecluster.trainer_manifests()),
-                # No registry here: the runner image is built on the local debootstrap base, and pip in
-                # the build trusts this machine's CA bundle (a TLS-intercepting proxy sits in front of PyPI).
-                "runner_image_base": "localhost/debian-min:bookworm",
-                "runner_image_build_args": [
-                    "--build-arg", "PIP_CERT=/run/host-ca.crt",
-                    "--volume", "/etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro",
-                ],
-            }
-        )
-    )  # fmt: skip
-    return subprocess.run(
-        [
-            "make", "-C", str(REPO), "cluster-up", "CLUSTER=existing",
-            f"CONTAINERD={kubecluster.CONTAINERD_SOCK}", f"CTR={kubecluster.BIN / 'ctr'}",
-            f"INVENTORY={pod_files / 'hosts.ini'}", f"SSH_KEY={pod_files / 'id_ed25519'}",
-            f"KNOWN_HOSTS={pod_files / 'known_hosts'}", f"CLUSTER_EXTRA_VARS=-e @{extra}",
-        ],
-        env=kube, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+    return kubecluster.install_runtime(
+        pod_files / "hosts.ini", pod_files / "id_ed25519", pod_files / "known_hosts", tmp_path
+    )
 
 
 def recap(stdout: str) -> dict[str, int]:
