@@ -109,8 +109,8 @@ def main() -> None:
             kube.kubectl("delete", "trainjob", f"bench-hi-{i}-{os.getpid()}", "--wait=false", check=False)
 
         name = f"bench-tick-{os.getpid()}"
-        subprocess.run([DRIVER, "submit", str(TICKER), "--name", name, "--", "0.1", "15"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        tick = [DRIVER, "submit", str(TICKER), "--name", name, "--", "0.1", "15"]
+        subprocess.run(tick, env=env, check=True, capture_output=True)
         deadline = time.monotonic() + 180
         while (
             time.monotonic() < deadline
