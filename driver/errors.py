@@ -65,7 +65,8 @@ Exit codes:
   80       --nodes larger than the number of matched hosts, or invalid (or --nproc-per-node)
   81       multi-node preflight failed (rendezvous port unreachable, versions differ)
   82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob
-  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap)
+  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap);
+           driver submit --follow: the TrainJob's pod cannot start
   84       the script succeeded but its outputs could not be copied back (they stay on the host)"""
 
 
