@@ -207,7 +207,12 @@ def test_ctrl_c_of_submit_follow_deletes_the_trainjob_and_stops_the_remote_run(k
     assert proc.returncode == 130, err
     assert f"deleted trainjob/{name}; its pod stopped the remote run" in err
     assert hs.pids_matching("th1", tag) == []
-    assert kubectl(kube, "get", "trainjob", name, "--ignore-not-found", "-o", "name").strip() == ""
+    # Deleted in the foreground: the pod first, the JobSet, then the TrainJob itself.
+    wait(
+        "the TrainJob to be gone",
+        lambda: kubectl(kube, "get", "trainjob", name, "--ignore-not-found", "-o", "name").strip() == "",
+        timeout=60,
+    )
 
 
 def test_a_changed_host_key_fails_the_trainjob_with_a_clear_line(kube, installed, pod_host, tmp_path):
