@@ -158,6 +158,8 @@ def test_only_what_the_trainjob_names_reaches_the_host(kube, installed, cleanup)
     assert res.returncode == 0, res.stderr
     names = set(res.stdout.split())
     assert "MY_SETTING" in names
+    # Set by the Job controller (indexed Jobs) and JobSet for the pod, not by the user.
+    assert not names & {"JOB_COMPLETION_INDEX", "HOSTNAME"}, sorted(names)
     leaked = {
         n for n in names if n.startswith(("KUBERNETES", "JOBSET", "TRAINJOB", "PET_", "REMOTE_TRAINER"))
     }
@@ -244,3 +246,31 @@ def test_a_changed_host_key_fails_the_trainjob_with_a_clear_line(kube, installed
         assert body not in logs and body not in res.stderr
     finally:
         kubectl(kube, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_submit_packages_and_limit_reach_the_host(kube, installed, cleanup):
+    name = unique("pkgs")
+    cleanup.append(name)
+    res = driver(
+        kube, "submit", "-f", str(SCRIPTS / "uses_six.py"), "--name", name, "--packages", "six==1.16.0",
+        "--limit", "th1", timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    version, path = res.stdout.split()
+    assert version == "1.16.0" and "/.cache/remote-trainer/" in path  # a venv the driver made on th1
+    nowhere = unique("nohost")
+    cleanup.append(nowhere)
+    res = driver(
+        kube, "submit", "-f", str(SCRIPTS / "exit_with.py"), "--name", nowhere, "--limit", "th9", "--", "0"
+    )
+    assert res.returncode == 69, res.stdout + res.stderr  # --limit matches no host, as in driver train
+
+
+def test_the_sdk_cluster_example_runs_on_the_host(kube, installed):
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), str(REPO / "examples" / "sdk_cluster.py")],
+        env=kube, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "remote" in res.stdout
+    assert "with lr=0.01" in res.stdout and "training on " in res.stdout
