@@ -12,7 +12,7 @@ WHEELHOUSE := .state/wheelhouse
 CACHE ?= $(HOME)/.cache/remote-trainer
 TORCH_VERSION ?= 2.13.0
 export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp311
-SHELL_SCRIPTS := .ci/run .ci/setup-podman.sh .ci/setup-kube.sh runner/python runner/remote-trainer-runner \
+SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.sh runner/python runner/remote-trainer-runner \
 	$(wildcard testhosts/*.sh testhosts/image/*.sh testhosts/kube/*.sh tests/gpu/*.sh)
 
 # The test cluster's binaries (kubectl among them: the tests' kubectl, none needs to be installed).

@@ -7,21 +7,7 @@ set -eu
 
 packages="containernetworking-plugins iptables conntrack openssl gcc libc6-dev iproute2 util-linux"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "setup-kube.sh: must run as root" >&2
-    exit 1
-fi
-missing=""
-for pkg in $packages; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = installed ] || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-    echo "setup-kube.sh: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086  # word splitting wanted
-    apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck disable=SC2086  # the package list: several words
+sh "$(dirname "$0")/apt-install.sh" setup-kube.sh $packages
 PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "setup-kube.sh: Go 1.26+ is needed (not found on PATH or in /usr/local/go/bin)" >&2; exit 1; }

@@ -10,23 +10,8 @@ conf_dst=/etc/containers/containers.conf
 # catatonit: `podman run --init` (the test hosts); not left to apt's Recommends.
 packages="podman runc catatonit debootstrap openssh-client openssh-server rsync uidmap"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "setup-podman.sh: must run as root" >&2
-    exit 1
-fi
-
-missing=""
-for pkg in $packages; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = installed ] || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-    echo "setup-podman.sh: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086  # word splitting wanted
-    apt-get install -y -qq $missing
-fi
+# shellcheck disable=SC2086  # the package list: several words
+sh "$here/apt-install.sh" setup-podman.sh $packages
 
 if ! cmp -s "$conf_src" "$conf_dst"; then
     echo "setup-podman.sh: installing $conf_dst"
