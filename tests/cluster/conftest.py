@@ -63,12 +63,6 @@ def pod_files(pod_host) -> Path:
     return pod_host[1]
 
 
-def cluster_up(kube: dict[str, str], pod_files: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return kubecluster.install_runtime(
-        pod_files / "hosts.ini", pod_files / "id_ed25519", pod_files / "known_hosts", tmp_path
-    )
-
-
 def recap(stdout: str) -> dict[str, int]:
     (line,) = [ln for ln in stdout.splitlines() if re.match(r"^localhost\s+:\s+ok=", ln)]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
@@ -78,10 +72,11 @@ def recap(stdout: str) -> dict[str, int]:
 def installed(kube, pod_files, tmp_path_factory) -> dict[str, int]:
     """cluster-up twice; the second run's recap."""
     tmp = tmp_path_factory.mktemp("cluster-up")
-    first = cluster_up(kube, pod_files, tmp)
+    files = (pod_files / "hosts.ini", pod_files / "id_ed25519", pod_files / "known_hosts")
+    first = kubecluster.install_runtime(*files, tmp)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     assert recap(first.stdout)["failed"] == 0
-    second = cluster_up(kube, pod_files, tmp)
+    second = kubecluster.install_runtime(*files, tmp)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr
     return recap(second.stdout)
 
