@@ -3,7 +3,7 @@
 The library works without the CLI: `from driver import JobSpec, train`.
 """
 
-from driver.spec import JobSpec
-from driver.train import JobResult, train
+from driver.job.spec import JobSpec
+from driver.ops.train import JobResult, train
 
 __all__ = ["JobResult", "JobSpec", "train"]

@@ -1,6 +1,6 @@
 """Reassembly of relayed bytes into lines (driver/relay.py)."""
 
-from driver.relay import Relay
+from driver.execution.relay import Relay
 
 
 def test_lines_split_across_chunks_are_joined(tmp_path):

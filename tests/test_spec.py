@@ -3,7 +3,7 @@
 import pytest
 
 from driver.errors import BadEnv, BadTimeout
-from driver.spec import new_job_id, parse_duration, parse_env
+from driver.job.spec import new_job_id, parse_duration, parse_env
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any
 
 import ansible_runner
 
-from driver import assets
+from driver.execution import assets
 
 EventHandler = Callable[[dict[str, Any]], bool]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from driver.errors import EXIT_USAGE, DriverError
-from driver.spec import check_script
+from driver.job.spec import check_script
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 RUNTIME = "remote"

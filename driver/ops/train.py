@@ -11,14 +11,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver import assets, jobs, outputs, playbook, staging
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
-from driver.events import HostOutcome, HostReport, Launched, describe_report, lacks_rsync
-from driver.relay import LineSink, Relay
-from driver.session import Session, first_nonzero, local_inventory, report_copy_errors, signals
-from driver.spec import JobSpec
+from driver.execution import assets, playbook
+from driver.execution.events import HostOutcome, HostReport, Launched, describe_report, lacks_rsync
+from driver.execution.play import Session, first_nonzero, local_inventory, report_copy_errors, signals
+from driver.execution.relay import LineSink, Relay
+from driver.job import staging
+from driver.job import store as jobs
+from driver.job.spec import JobSpec
+from driver.ops import outputs
 
-log = logging.getLogger("driver.train")
+log = logging.getLogger("driver.ops.train")
 
 CANCEL_EXIT_CODES = {"timeout": EXIT_TIMEOUT, "SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}
 CANCEL_STATES = {"timeout": "timeout", "SIGINT": "cancelled", "SIGTERM": "cancelled"}

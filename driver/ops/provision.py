@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from driver import assets, playbook
-from driver.events import HostReport, describe_report
-from driver.session import Session, local_inventory, signals
-from driver.spec import Requirements, check_inventory, new_job_id
+from driver.execution import assets, playbook
+from driver.execution.events import HostReport, describe_report
+from driver.execution.play import Session, local_inventory, signals
+from driver.job.spec import Requirements, check_inventory, new_job_id
 
-log = logging.getLogger("driver.provision")
+log = logging.getLogger("driver.ops.provision")
 
 
 class _Provision(Session):

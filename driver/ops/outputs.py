@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from driver import control, jobs
+from driver.job import store as jobs
+from driver.ops import control
 
-log = logging.getLogger("driver.outputs")
+log = logging.getLogger("driver.ops.outputs")
 
 
 def sync_running(record: jobs.JobRecord) -> None:

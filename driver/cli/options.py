@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from driver.spec import Requirements
+from driver.job.spec import Requirements
 
 F = Callable[..., Any]
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from driver import assets
 from driver.errors import JobMissing
+from driver.execution import assets
 
 RUNNING_STATES = ("starting", "running")
 

@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 
 import click
 
+from driver.cli.options import hosts_options, requirements_from, requirements_options
 from driver.errors import HELP_EXIT_CODES, DriverError
-from driver.events import describe_report
-from driver.options import hosts_options, requirements_from, requirements_options
-from driver.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
-from driver.staging import parse_size
+from driver.execution.events import describe_report
+from driver.job.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
+from driver.job.staging import parse_size
 
 log = logging.getLogger("driver")
 
@@ -118,7 +118,7 @@ def train(**params: Any) -> None:
     The host is prepared first (a python, and the requirements in a cached venv) unless
     --no-provision. The driver exits with the script's exit code.
     """
-    from driver.train import train as run_train  # imports ansible_runner: only when needed
+    from driver.ops.train import train as run_train  # imports ansible_runner: only when needed
 
     _setup_logging(params.pop("verbose"))
     debug = params.pop("debug")
@@ -164,7 +164,7 @@ def provision(**params: Any) -> None:
     Prints one line per host saying what was found and done. Running it again on a prepared host
     changes nothing and takes a fraction of a second per host.
     """
-    from driver.provision import provision as run_provision
+    from driver.ops.provision import provision as run_provision
 
     _setup_logging(params.pop("verbose"))
     debug = params.pop("debug")
@@ -192,7 +192,7 @@ def _when(stamp: float | None) -> str:
 @click.option("-v", "--verbose", count=True, help="More detail.")
 def jobs_command(verbose: int) -> None:
     """List the jobs of this machine's driver (newest last); `driver status JOB` refreshes one."""
-    from driver import jobs
+    from driver.job import store as jobs
 
     _setup_logging(verbose)
 
@@ -216,12 +216,12 @@ def jobs_command(verbose: int) -> None:
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def status(job: str, verbose: int, debug: bool) -> None:
     """Ask the hosts how JOB is doing (running, ended with its exit code, or lost) and record it."""
-    from driver import control
+    from driver.ops import control
 
     _setup_logging(verbose)
 
     def action() -> int:
-        from driver.session import report_copy_errors
+        from driver.execution.play import report_copy_errors
 
         record, session = control.status(job)
         _write_line(
@@ -255,7 +255,7 @@ def logs(job: str, follow: bool, host: str | None, verbose: int, debug: bool) ->
     terminal, after the driver that started the job was killed, the connection dropped or this machine
     restarted; Ctrl+C stops following, not the job.
     """
-    from driver import control
+    from driver.ops import control
 
     _setup_logging(verbose)
     _run(debug, lambda: control.logs(job, _write_line, follow=follow, host=host))
@@ -268,7 +268,7 @@ def logs(job: str, follow: bool, host: str | None, verbose: int, debug: bool) ->
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def cancel(job: str, grace: str, verbose: int, debug: bool) -> None:
     """Stop JOB's process tree on every host (SIGTERM, then SIGKILL after --grace) and record its end."""
-    from driver import control
+    from driver.ops import control
 
     _setup_logging(verbose)
 
@@ -286,7 +286,7 @@ def cancel(job: str, grace: str, verbose: int, debug: bool) -> None:
 def clean(**params: Any) -> None:
     """Remove ended job directories older than --older-than from the hosts (running jobs are kept),
     and the venvs whose installation never finished (a set being installed right now is kept)."""
-    from driver import control
+    from driver.ops import control
 
     _setup_logging(params["verbose"])
 
@@ -368,7 +368,7 @@ def submit(**params: Any) -> None:
     --follow, that output is streamed here and the script's exit code is this command's; Ctrl+C then
     deletes the TrainJob, which stops the remote run (unless --keep-on-interrupt).
     """
-    from driver import submit as submitting
+    from driver.cluster import submit as submitting
 
     _setup_logging(0)
 
@@ -395,7 +395,7 @@ def submit(**params: Any) -> None:
             return 0
         # Following: stdout is the script's output alone, what the driver says goes to stderr.
         click.echo(f"trainjob/{name} created in namespace {params['namespace']}", err=True)
-        from driver import follow
+        from driver.cluster import follow
 
         def write(data: bytes) -> None:
             sys.stdout.buffer.write(data)
@@ -422,7 +422,7 @@ def cluster() -> None:
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def cluster_status(namespace: str, context: str | None, debug: bool) -> None:
     """Show what is installed and ready; exit 83 when something is missing."""
-    from driver import cluster as checking
+    from driver.cluster import status as checking
 
     _setup_logging(0)
 

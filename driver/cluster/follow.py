@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from driver.cluster.submit import GROUP, PLURAL, VERSION, ClusterUnreachable, connection_reason
 from driver.errors import EXIT_TIMEOUT, DriverError, Interrupted
-from driver.session import signals
-from driver.submit import GROUP, PLURAL, VERSION, ClusterUnreachable, connection_reason
+from driver.execution.play import signals
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from driver import playbook
 from driver.errors import (
     AnsibleFailure,
     BadInventory,
@@ -22,10 +21,11 @@ from driver.errors import (
     NoHostsMatched,
     OutputsNotCopied,
 )
-from driver.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
-from driver.relay import Relay
+from driver.execution import playbook
+from driver.execution.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
+from driver.execution.relay import Relay
 
-log = logging.getLogger("driver.session")
+log = logging.getLogger("driver.execution.play")
 
 
 def local_inventory(path: Path) -> str:

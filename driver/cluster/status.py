@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from driver.cluster.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, connection_reason
 from driver.errors import DriverError
-from driver.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, connection_reason
 
 
 class ClusterNotReady(DriverError):

@@ -1,6 +1,6 @@
 """Kubeflow SDK without a cluster: a TrainerClient whose backend runs CustomTrainer functions on hosts.
 
-    from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
+    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
     from kubeflow.trainer import CustomTrainer
 
     client = RemoteTrainerClient(RemoteBackendConfig(inventory="hosts.ini"))
@@ -32,9 +32,11 @@ from kubeflow.trainer.backends.base import RuntimeBackend
 from kubeflow.trainer.constants import constants
 from kubeflow.trainer.types import types
 
-from driver import assets, control, jobs
-from driver.spec import JobSpec, Requirements
-from driver.train import train as run_train
+from driver.execution import assets
+from driver.job import store as jobs
+from driver.job.spec import JobSpec, Requirements
+from driver.ops import control
+from driver.ops.train import train as run_train
 
 RUNTIME_NAME = "remote"
 

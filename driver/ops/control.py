@@ -6,14 +6,15 @@ import logging
 import time
 from typing import Any
 
-from driver import assets, jobs, playbook
 from driver.errors import JobLost
-from driver.events import HostOutcome
-from driver.relay import LineSink, Relay
-from driver.session import Session, first_nonzero, local_inventory, report_copy_errors, signals
-from driver.spec import check_inventory, new_job_id
+from driver.execution import assets, playbook
+from driver.execution.events import HostOutcome
+from driver.execution.play import Session, first_nonzero, local_inventory, report_copy_errors, signals
+from driver.execution.relay import LineSink, Relay
+from driver.job import store as jobs
+from driver.job.spec import check_inventory, new_job_id
 
-log = logging.getLogger("driver.control")
+log = logging.getLogger("driver.ops.control")
 
 
 def run_control(

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("driver.relay")
+log = logging.getLogger("driver.execution.relay")
 
 LineSink = Callable[[str], None]
 

@@ -1,0 +1,1 @@
+"""The Kubernetes side: TrainJobs on the `remote` runtime, the cluster check, and the Kubeflow SDK backend."""

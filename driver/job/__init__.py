@@ -1,0 +1,1 @@
+"""The job model: what a job is (spec), what reaches the roles (contract), its record (store), staging."""

@@ -1,0 +1,1 @@
+"""What each command does, as a library call: train, provision, control (status, logs, cancel, clean)."""
