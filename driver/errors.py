@@ -1,8 +1,10 @@
-"""Typed errors of the driver and the one table of exit codes.
+"""Typed errors of the driver, the one table of exit codes, and the failure kinds the roles report.
 
 Every failure the user can cause or meet is a DriverError subclass carrying its exit code and a hint;
-cli.py maps them to one stderr line plus a hint line. The codes are documented in README.md and in
-`driver train --help` (HELP_EXIT_CODES below is the text of both).
+the CLI (driver/cli/app.py) maps them to one `error:` line plus a `hint:` line. EXIT_CODES is the one table
+of codes: `--help` prints it (HELP_EXIT_CODES) and a test checks README.md's table against it. The roles
+report a failure with a kind (the fact `<role>_failure: {kind, msg}`); FAILURE_KINDS maps each kind to its
+error class and hint, so that no exit code depends on a task's name or a message's wording.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 # Bad input and unusable hosts: one code each.
 EXIT_USAGE = 2
-EXIT_BAD_TIMEOUT = 64
+EXIT_BAD_VALUE = 64
 EXIT_BAD_ENV = 65
 EXIT_SCRIPT_MISSING = 66
 EXIT_SCRIPT_IS_DIR = 67
@@ -33,41 +35,60 @@ EXIT_NO_SUCH_JOB = 78
 EXIT_LOST = 79
 EXIT_BAD_NODES = 80
 EXIT_PREFLIGHT = 81
+EXIT_CLUSTER_UNREACHABLE = 82
+EXIT_CLUSTER_NOT_READY = 83
 EXIT_OUTPUTS_NOT_COPIED = 84
+EXIT_BAD_OUTPUT = 85
+EXIT_STAGE_FAILED = 86
 
-HELP_EXIT_CODES = """\
-Exit codes:
-  0        the script succeeded on every host
-  1-123    the script's own exit code (the first non-zero one over the hosts)
-  124      --timeout reached; the job was stopped on every host
-  125      the driver failed in an unexpected way (see the message)
-  127      the script could not be started on the host (e.g. --python not found)
-  128+N    the script died from signal N (e.g. 137 = SIGKILL)
-  130      interrupted (Ctrl+C); the job was stopped on every host
-  143      the driver got SIGTERM; the job was stopped on every host
-  2        invalid command line (unknown option, missing argument)
-  64       invalid --timeout (or --grace, --sync-every, --older-than)
-  65       invalid --env
-  66       script not found or not readable
-  67       script is a directory
-  68       inventory missing or not parsable
-  69       --limit (or the inventory) matches no host
-  70       host unreachable (connection refused, unknown name, timeout)
-  71       SSH authentication failed
-  72       host key verification failed (unknown or changed key)
-  73       no usable python on the host
-  74       --workdir missing or not a directory
-  75       requirements could not be installed on a host (pip or system packages)
-  76       --requirements file or --wheelhouse missing
-  77       the workdir is larger than --max-workdir-size
-  78       no such job (driver status/logs/cancel), or its directory is gone from a host
-  79       the job was lost: it no longer runs and left no exit code
-  80       --nodes larger than the number of matched hosts, or invalid (or --nproc-per-node)
-  81       multi-node preflight failed (rendezvous port unreachable, versions differ)
-  82       driver submit: no kubeconfig, or the cluster is unreachable or refused the TrainJob
-  83       driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap);
-           driver submit --follow: the TrainJob's pod cannot start
-  84       the script succeeded but its outputs could not be copied back (they stay on the host)"""
+# The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    ("0", "the script succeeded on every host"),
+    ("1-123", "the script's own exit code (the first non-zero one over the hosts)"),
+    ("124", "--timeout reached; the job was stopped on every host"),
+    ("125", "the driver failed in an unexpected way (the message says what)"),
+    ("127", "the script could not be started on the host (for example --python not found)"),
+    ("128+N", "the script died from signal N (137 = SIGKILL)"),
+    ("130", "interrupted (Ctrl+C); the job was stopped on every host"),
+    ("143", "the driver got SIGTERM; the job was stopped on every host"),
+    ("2", "invalid command line (unknown option, missing argument, script options without --)"),
+    ("64", "invalid duration or size (--timeout, --grace, --sync-every, --older-than, --max-workdir-size)"),
+    ("65", "invalid --env"),
+    ("66", "script not found or not readable"),
+    ("67", "script is a directory"),
+    ("68", "inventory missing, empty or not parsable"),
+    ("69", "--limit (or the inventory) matches no host"),
+    ("70", "host unreachable (connection refused, unknown name, timeout)"),
+    ("71", "SSH authentication failed"),
+    ("72", "host key verification failed (unknown or changed key)"),
+    ("73", "no usable python on the host"),
+    ("74", "--workdir missing or not a directory"),
+    ("75", "requirements could not be installed on a host (pip, system packages or the wheelhouse)"),
+    ("76", "--requirements file or --wheelhouse missing"),
+    ("77", "the workdir is larger than --max-workdir-size"),
+    ("78", "no such job (status, logs, cancel, wait), or its directory is gone from a host"),
+    ("79", "the job was lost: it no longer runs and left no exit code"),
+    ("80", "--nodes invalid or larger than the number of matched hosts; --nproc-per-node invalid or alone"),
+    ("81", "multi-node preflight failed (rendezvous port unreachable, versions differ); no rank started"),
+    ("82", "submit / cluster status: no kubeconfig, or the cluster is unreachable or refused the TrainJob"),
+    (
+        "83",
+        "driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap); "
+        "driver submit --follow: the pod cannot start",
+    ),
+    ("84", "the script succeeded but its outputs could not be copied back (they stay on the host)"),
+    ("85", "invalid --output (empty, absolute, or outside the job's directory) or --output-dir"),
+    ("86", "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)"),
+)
+
+
+def help_exit_codes() -> str:
+    """The table as `--help` shows it."""
+    width = max(len(code) for code, _ in EXIT_CODES) + 2
+    return "Exit codes:\n" + "\n".join(f"  {code.ljust(width)}{meaning}" for code, meaning in EXIT_CODES)
+
+
+HELP_EXIT_CODES = help_exit_codes()
 
 
 class DriverError(Exception):
@@ -83,8 +104,17 @@ class DriverError(Exception):
             self.exit_code = exit_code
 
 
-class BadTimeout(DriverError):
-    exit_code = EXIT_BAD_TIMEOUT
+class UsageError(DriverError):
+    exit_code = EXIT_USAGE
+
+
+class BadValue(DriverError):
+    """An invalid duration or size."""
+
+    exit_code = EXIT_BAD_VALUE
+
+
+BadTimeout = BadValue
 
 
 class BadEnv(DriverError):
@@ -155,10 +185,26 @@ class PreflightFailed(DriverError):
     exit_code = EXIT_PREFLIGHT
 
 
+class ClusterUnreachable(DriverError):
+    exit_code = EXIT_CLUSTER_UNREACHABLE
+
+
+class ClusterNotReady(DriverError):
+    exit_code = EXIT_CLUSTER_NOT_READY
+
+
 class OutputsNotCopied(DriverError):
     """The outputs of a host could not be brought back; the job itself ended as it did."""
 
     exit_code = EXIT_OUTPUTS_NOT_COPIED
+
+
+class BadOutput(DriverError):
+    exit_code = EXIT_BAD_OUTPUT
+
+
+class StageFailed(DriverError):
+    exit_code = EXIT_STAGE_FAILED
 
 
 class Interrupted(DriverError):
@@ -170,3 +216,49 @@ class Interrupted(DriverError):
 
 class AnsibleFailure(DriverError):
     """Ansible failed for a reason the driver does not classify further."""
+
+
+# Failure kinds reported by the roles (`<role>_failure.kind`) -> the error raised and its hint.
+FAILURE_KINDS: dict[str, tuple[type[DriverError], str | None]] = {
+    "nodes": (BadNodes, "lower --nodes, or widen --limit or the inventory"),
+    "preflight": (
+        PreflightFailed,
+        "check MASTER_ADDR (set train_master_addr per host in the inventory), the firewall, "
+        "--master-port, and that every host has the same python/torch",
+    ),
+    "no_python": (NoPython, "install python3 (3.9 or newer) on the host, or set remote_host_python for it"),
+    "helper_python": (
+        NoPython,
+        "install python3 (3.6 or newer) on the host, or set ansible_python_interpreter for it",
+    ),
+    "requirements": (
+        RequirementsFailed,
+        "fix the requirement (name, version, index or wheelhouse) and run again",
+    ),
+    "system_packages": (
+        RequirementsFailed,
+        "check the package names and that the user may escalate privileges (become)",
+    ),
+    "wheelhouse": (RequirementsFailed, "hosts need rsync for --wheelhouse; check the space on the host"),
+    "stage": (StageFailed, "hosts need rsync 3.2.3 or newer (and this machine rsync) for --workdir"),
+    "outputs": (
+        OutputsNotCopied,
+        "they stay in the job's directory on the host; make rsync (3.2.3+) available there and here, "
+        "then `driver status JOB` copies them",
+    ),
+    "missing": (JobMissing, "it may have been cleaned; see `driver jobs`"),
+    "bad_output": (BadOutput, "give --output as a directory relative to the job's working directory"),
+    "launch": (AnsibleFailure, "rerun with -vv to see what the host said"),
+    "clean": (AnsibleFailure, "rerun with -vv to see what the host said"),
+}
+
+
+def failure_error(failure: dict) -> DriverError:
+    """The typed error of a failure a role reported ({kind, msg, ...})."""
+    cls, hint = FAILURE_KINDS.get(str(failure.get("kind")), (AnsibleFailure, None))
+    message = str(failure.get("msg") or failure.get("kind"))
+    if failure.get("kind") == "nodes" and isinstance(failure.get("matched"), list):
+        # In the command line's words: the option, and which hosts matched.
+        matched = failure["matched"]
+        message = f"--nodes {failure.get('wanted')} but only {len(matched)} hosts match: {', '.join(matched)}"
+    return cls(message, hint=hint)

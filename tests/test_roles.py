@@ -1,19 +1,88 @@
-"""Every role's interface: defaults/main.yml and meta/argument_specs.yml declare the same variables."""
+"""Every role's interface: defaults/main.yml and meta/argument_specs.yml declare the same variables.
 
+A required variable has no default anywhere: a default (even "") would satisfy Ansible's argument validation,
+so that a missing value never failed with its "missing required arguments" error.
+"""
+
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROLES = Path(__file__).resolve().parents[1] / "roles"
+REPO = Path(__file__).resolve().parents[1]
+ROLES = REPO / "roles"
+
+
+def interface(role: str) -> tuple[dict, dict, set[str]]:
+    """(defaults, options of every entry point, names required in some entry point)."""
+    defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
+    specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = {name: spec for entry in specs.values() for name, spec in entry["options"].items()}
+    required = {
+        name for entry in specs.values() for name, spec in entry["options"].items() if spec.get("required")
+    }
+    return defaults, options, required
 
 
 @pytest.mark.parametrize("role", sorted(p.name for p in ROLES.iterdir() if p.is_dir()))
 def test_defaults_and_argument_specs_agree(role):
-    defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
-    specs = yaml.safe_load((ROLES / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    options = {name: spec for entry in specs.values() for name, spec in entry["options"].items()}
-    assert set(defaults) == set(options)
+    defaults, options, required = interface(role)
+    assert set(defaults) == set(options) - required
     for name in defaults:
         assert name.startswith(role + "_"), f"{name} lacks the role prefix"
         assert options[name].get("description"), f"{name} has no description"
+    for name in required:
+        assert "default" not in options[name], f"{name} is required and has a default"
+
+
+@pytest.mark.parametrize("role", sorted(p.name for p in ROLES.iterdir() if p.is_dir()))
+def test_a_non_required_variable_has_its_default_in_the_spec_too(role):
+    _, options, required = interface(role)
+    for name in set(options) - required:
+        assert "default" in options[name], f"{name} is not required and has no default in argument_specs.yml"
+
+
+def run_remote_runtime(tmp_path: Path, **role_vars: str) -> subprocess.CompletedProcess[str]:
+    """The remote_runtime role alone (render only, no cluster) with these variables."""
+    playbook = tmp_path / "runtime.yml"
+    playbook.write_text(
+        "- name: Runtime\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        "  roles:\n    - role: remote_runtime\n"
+    )
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)]
+    for name, value in {"remote_runtime_apply": "false", **role_vars}.items():
+        argv += ["-e", f"{name}={value}"]
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
+    }
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+def key_and_known_hosts(tmp_path: Path) -> dict[str, str]:
+    files = {
+        "remote_runtime_ssh_key": tmp_path / "key",
+        "remote_runtime_known_hosts": tmp_path / "known_hosts",
+    }
+    for path in files.values():
+        path.write_text("x\n")
+    return {name: str(path) for name, path in files.items()}
+
+
+def test_remote_runtime_without_its_inventory_fails_argument_validation(tmp_path):
+    res = run_remote_runtime(tmp_path, **key_and_known_hosts(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "Validating arguments against arg spec" in out
+    assert "missing required arguments: remote_runtime_inventory" in out
+
+
+def test_remote_runtime_with_an_empty_inventory_says_which(tmp_path):
+    res = run_remote_runtime(tmp_path, remote_runtime_inventory="", **key_and_known_hosts(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "remote_runtime_inventory is empty: name the file" in res.stdout + res.stderr

@@ -32,8 +32,6 @@ hosts_options = _stack(
         is_flag=True,
         help="Accept and remember the key of a host not yet in known_hosts (a changed key still fails).",
     ),
-    click.option("-v", "--verbose", count=True, help="Show Ansible's progress (-v), and details (-vv)."),
-    click.option("--debug", is_flag=True, help="Show a traceback on errors."),
 )
 
 requirements_options = _stack(

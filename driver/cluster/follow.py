@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from driver.cluster.submit import GROUP, PLURAL, VERSION, ClusterUnreachable, connection_reason
-from driver.errors import EXIT_TIMEOUT, DriverError, Interrupted
+from driver.errors import EXIT_CLUSTER_NOT_READY, EXIT_TIMEOUT, DriverError, Interrupted
 from driver.execution.play import signals
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ STUCK = {
 class PodNotStarted(DriverError):
     """The TrainJob's pod cannot start (image, Secret or ConfigMap missing); the TrainJob was deleted."""
 
-    exit_code = 83
+    exit_code = EXIT_CLUSTER_NOT_READY
 
 
 @dataclass

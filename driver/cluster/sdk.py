@@ -215,7 +215,7 @@ class RemoteBackend(RuntimeBackend):
         """Stop the job's process tree on every host (if it runs) and forget it."""
         record = jobs.resolve(name)
         if record.running:
-            control.cancel(record.id, grace=10)
+            control.cancel(record.id)
         jobs.update(record.id, state="deleted" if record.running else record.state, deleted=True)
 
     # -- helpers ------------------------------------------------------------------------------------------

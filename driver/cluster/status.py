@@ -5,11 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from driver.cluster.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, connection_reason
-from driver.errors import DriverError
-
-
-class ClusterNotReady(DriverError):
-    exit_code = 83
 
 
 @dataclass

@@ -13,17 +13,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from driver.errors import EXIT_USAGE, DriverError
+from driver.errors import EXIT_USAGE, ClusterUnreachable, DriverError
 from driver.job.spec import check_script
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 RUNTIME = "remote"
 NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_ITEM = 1 << 20  # the CRD's limit on one command item
-
-
-class ClusterUnreachable(DriverError):
-    exit_code = 82
 
 
 class BadJobSpec(DriverError):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # driver/
 
 
 def ansible_home() -> Path:
@@ -92,11 +93,15 @@ def control_path_dir() -> Path:
     The state directory when its path is short enough for a Unix socket, else a private
     directory in $XDG_RUNTIME_DIR or /tmp (created 0700 and checked to be ours).
     """
-    candidates = [state_dir() / "cp"]
+    state = state_dir()
+    # One directory per state directory: drivers of different state directories (users' setups, tests)
+    # never share a master connection, which would carry one's authentication over to the other.
+    tag = hashlib.sha256(str(state).encode()).hexdigest()[:8]
+    candidates = [state / "cp"]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
-        candidates.append(Path(runtime) / "remote-trainer-cp")
-    candidates.append(Path("/tmp") / f"remote-trainer-{os.getuid()}-cp")
+        candidates.append(Path(runtime) / f"remote-trainer-cp-{tag}")
+    candidates.append(Path("/tmp") / f"remote-trainer-{os.getuid()}-cp-{tag}")
     for path in candidates:
         if len(str(path)) <= _MAX_CP_DIR:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,4 +1,9 @@
-"""Translate ansible-runner events into what the driver acts on: relayed output, host outcomes, log lines."""
+"""Translate ansible-runner events into what the driver acts on: relayed output, host outcomes, log lines.
+
+A failed task is told apart by the kind it reports (the fact `<role>_failure: {kind, msg}`, see
+driver/errors.py FAILURE_KINDS), never by its task name or message; only what ssh itself says about an
+unreachable host is read as text.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,10 @@ from typing import Any
 from driver.errors import (
     AnsibleFailure,
     AuthenticationFailed,
-    BadNodes,
     DriverError,
     HostKeyFailed,
     HostUnreachable,
-    JobMissing,
-    NoPython,
-    OutputsNotCopied,
-    PreflightFailed,
-    RequirementsFailed,
+    failure_error,
 )
 
 log = logging.getLogger("driver.ansible")
@@ -48,13 +48,18 @@ class Launched:
 
 @dataclass
 class HostOutcome:
-    """How the job ended on one host: an exit code, or an error that kept it from running."""
+    """How the job ended on one host: an exit code, or an error that kept it from running.
+
+    state: running, ended, lost or not_started (stopped before the launch); stopped: why the job was
+    stopped (timeout, SIGINT, SIGTERM, cancelled, rank_failed), None when it ended on its own.
+    """
 
     host: str
     rc: int | None = None
-    cancelled: str | None = None
+    stopped: str | None = None
     error: DriverError | None = None
-    state: str = "ended"  # running, ended or lost (the job on this host)
+    kind: str | None = None  # the failure's kind, when the host failed
+    state: str = "ended"
     result: dict[str, Any] = field(default_factory=dict)  # the task's rt_* values
 
 
@@ -86,6 +91,15 @@ def lacks_rsync(report: dict[str, Any]) -> bool:
     return str(report.get("rsync")).lower() == "false" and str(report.get("local")).lower() != "true"
 
 
+def reported_failure(res: dict[str, Any]) -> dict[str, Any] | None:
+    """The {kind, msg, ...} a role's failed task reported in its `<role>_failure` fact, if any."""
+    facts = res.get("ansible_facts") or {}
+    for name, value in facts.items():
+        if name.endswith("_failure") and isinstance(value, dict) and "kind" in value:
+            return value
+    return None
+
+
 @dataclass
 class Translator:
     """Stateless apart from the messages Ansible printed outside tasks (such as inventory errors)."""
@@ -107,27 +121,19 @@ class Translator:
         elif kind == "runner_on_ok":
             res = data.get("res", {}) or {}
             log.info("[%s] %s: %s", host, "changed" if res.get("changed") else "ok", data.get("task", ""))
-            if "rt_state" in res or "rt_detached" in res or "rt_removed" in res:
-                state = "running" if res.get("rt_detached") else res.get("rt_state", "ended")
-                values = {k: v for k, v in res.items() if k.startswith("rt_") or k == "job_dir"}
-                return HostOutcome(
-                    host, rc=res.get("rt_rc"), cancelled=res.get("rt_cancelled"), state=state, result=values
-                )
-            facts = res.get("ansible_facts") or {}
-            if facts.get("remote_host_report"):
-                return HostReport(host, facts["remote_host_report"])
-            if facts.get("remote_host_pruned"):
-                return HostReport(host, {"pruned": facts["remote_host_pruned"]})
+            return outcome_of(host, res)
         elif kind == "runner_on_failed":
             res = data.get("res", {}) or {}
-            msg = str(res.get("msg", "")).strip()
+            failure = reported_failure(res)
+            msg = failure["msg"] if failure else str(res.get("msg", "")).strip()
             log.info("[%s] failed: %s: %s", host, data.get("task", ""), msg)
-            task = data.get("task", "")
-            return HostOutcome(host, error=failure_error(host, res, data.get("task_action", ""), task))
+            if failure is not None:
+                return HostOutcome(host, error=failure_error(failure), kind=str(failure["kind"]))
+            return HostOutcome(host, error=AnsibleFailure(f"the job failed on {host}: {_last_line(msg)}"))
         elif kind == "runner_on_unreachable":
             msg = str((data.get("res", {}) or {}).get("msg", "")).strip()
             log.info("[%s] unreachable: %s", host, msg)
-            return HostOutcome(host, error=unreachable_error(host, msg))
+            return HostOutcome(host, error=unreachable_error(host, msg), kind="unreachable")
         elif kind == "playbook_on_no_hosts_matched":
             return NoHosts()
         elif kind == "warning":
@@ -152,6 +158,25 @@ class Translator:
         return None
 
 
+def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | None:
+    """What a successful task said: a job's state on the host, or the remote_host role's report."""
+    if "rt_state" in res or "rt_removed" in res:
+        values = {k: v for k, v in res.items() if k.startswith("rt_") or k == "job_dir"}
+        return HostOutcome(
+            host,
+            rc=res.get("rt_rc"),
+            stopped=res.get("rt_stopped"),
+            state=res.get("rt_state", "ended"),
+            result=values,
+        )
+    facts = res.get("ansible_facts") or {}
+    if facts.get("remote_host_report"):
+        return HostReport(host, facts["remote_host_report"])
+    if facts.get("remote_host_pruned"):
+        return HostReport(host, {"pruned": facts["remote_host_pruned"]})
+    return None
+
+
 def unreachable_error(host: str, msg: str) -> DriverError:
     """Tell apart the reasons ssh gives for not connecting."""
     lowered = msg.lower()
@@ -170,67 +195,6 @@ def unreachable_error(host: str, msg: str) -> DriverError:
         f"host {host} is unreachable: {_last_line(msg)}",
         hint="check that the host is up, its address and port in the inventory, and that sshd runs",
     )
-
-
-def failure_error(host: str, res: dict[str, Any], action: str = "", task: str = "") -> DriverError:
-    reason = res.get("rt_error")
-    msg = str(res.get("msg", "")).strip()
-    if "outputs back" in task:  # collect.yml
-        return OutputsNotCopied(
-            f"the outputs of {host} were not copied back: {_copy_cause(res)}",
-            hint="they stay in the job's directory on the host; make rsync (3.2.3+) available there and "
-            "here, then `driver status JOB` copies them",
-        )
-    if action.endswith("synchronize"):  # stage.yml
-        return AnsibleFailure(
-            f"the workdir could not be staged to {host}: {_copy_cause(res)}",
-            hint="hosts need rsync 3.2.3 or newer (and this machine rsync) for --workdir",
-        )
-    if msg.startswith("nodes:"):
-        return BadNodes(msg.removeprefix("nodes:").strip(), hint="lower --nodes or widen --limit/--inventory")
-    if msg.startswith("preflight:"):
-        return PreflightFailed(
-            msg.removeprefix("preflight:").strip(),
-            hint="check MASTER_ADDR (set train_master_addr per host in the inventory), the firewall, "
-            "--master-port, and that every host has the same python/torch",
-        )
-    if msg.startswith("no usable python"):
-        return NoPython(
-            msg, hint="install python3 (3.9 or newer) on the host, or set remote_host_python for it"
-        )
-    if action.endswith("pip") or "Install the requirements" in task:  # remote_host: build.yml
-        text = "\n".join(str(res.get(k, "")) for k in ("stderr", "stdout", "msg"))
-        errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
-        cause = errors[-1].removeprefix("ERROR:").strip() if errors else _last_line(msg)
-        return RequirementsFailed(
-            f"requirements could not be installed on {host}: {cause}",
-            hint="fix the requirement (name, version, index or wheelhouse) and run again; "
-            "the unfinished venv is rebuilt",
-        )
-    if action.endswith("package"):
-        return RequirementsFailed(
-            f"system packages could not be installed on {host}: {_last_line(msg)}",
-            hint="check the package names and that the user may escalate privileges (become)",
-        )
-    if reason == "missing":
-        return JobMissing(f"{msg}: its directory is gone", hint="it may have been cleaned; see `driver jobs`")
-    if reason in ("no_python", "old_python"):
-        return NoPython(
-            f"no usable python on {host}: {_last_line(msg)}",
-            hint="install python3 (3.6 or newer) on the host, or set ansible_python_interpreter "
-            "for it in the inventory",
-        )
-    return AnsibleFailure(f"the job failed on {host}: {_last_line(msg)}")
-
-
-def _copy_cause(res: dict[str, Any]) -> str:
-    """Why rsync (synchronize) failed: its own error line, or the module's message (rsync missing here)."""
-    text = "\n".join(str(res.get(k, "")) for k in ("stderr", "msg"))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reasons = [line for line in lines if "rsync" in line.lower() or "not found" in line.lower()]
-    cause = (reasons or lines or ["no message"])[0]
-    rc = res.get("rc")
-    return f"{cause} (rsync exit {rc})" if rc not in (None, 0) else cause
 
 
 def _last_line(text: str) -> str:

@@ -1,4 +1,9 @@
-"""One playbook run as the driver sees it: events in, per-host outcomes and reports out, errors typed."""
+"""One playbook run as the driver sees it: the one way train, provision, control and clean run a play.
+
+A Play owns its private directory (runner artifacts), routes SIGINT/SIGTERM while it runs, starts the
+playbook through ansible-runner, waits, scrubs the artifacts, collects per-host outcomes and reports, and
+raises the run's typed error.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from driver.execution import playbook
 from driver.execution.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
 from driver.execution.relay import Relay
 
-log = logging.getLogger("driver.execution.play")
+log = logging.getLogger("driver.play")
 
 
 def local_inventory(path: Path) -> str:
@@ -53,17 +58,25 @@ def signals(handler: Callable[[str], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-class Session:
-    """Collects what a playbook run reports; subclasses add what their verb needs (see train._Job)."""
+class Play:
+    """Collects what a playbook run reports; subclasses add what their verb needs (see ops/train.py)."""
 
     def __init__(
-        self, inventory: str | None, limit: str | None, local: Path, relay: Relay | None = None
+        self,
+        local: Path,
+        inventory: str | None,
+        limit: str | None,
+        relay: Relay | None = None,
+        *,
+        interrupt_message: str = "interrupted ({signal}): Ansible was stopped",
+        interrupt_hint: str | None = None,
     ) -> None:
+        self.local = local
+        (local / "runner").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.relay = relay
         self.hosts: list[str] = []
         self.inventory = inventory
         self.limit = limit
-        self.local = local
         self.translator = Translator()
         self.outcomes: list[HostOutcome] = []
         self.copy_errors: list[OutputsNotCopied] = []  # outputs that did not come back (job unaffected)
@@ -73,11 +86,44 @@ class Session:
         self._scrubbed = False
         # Set by interrupt(): the signal, and what raise_for_hosts() then says.
         self.interrupted: str | None = None
-        self.interrupt_message = "interrupted ({signal}): Ansible was stopped"
-        self.interrupt_hint: str | None = None
+        self.interrupt_message = interrupt_message
+        self.interrupt_hint = interrupt_hint
+
+    def play(
+        self,
+        name: str,
+        extravars: dict[str, Any],
+        *,
+        limit: str | None = None,
+        accept_new_host_keys: bool = False,
+        on_signal: Callable[[str], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+        raise_errors: bool = True,
+    ) -> Play:
+        """Run playbooks/<name> to its end (signals go to on_signal, default interrupt()); raise its error."""
+        inventory = self.inventory or local_inventory(self.local / "local-inventory.ini")
+        with signals(on_signal or self.interrupt):
+            self.run = playbook.start(
+                name,
+                private_data_dir=self.local / "runner",
+                inventory=inventory,
+                limit=limit if limit is not None else self.limit,
+                extravars=extravars,
+                event_handler=self.on_event,
+                accept_new_host_keys=accept_new_host_keys,
+            )
+            while not self.run.wait(0.2):
+                if on_tick is not None:
+                    on_tick()
+        self.run.scrub_artifacts()
+        if self.relay is not None:
+            self.relay.finish()
+        if raise_errors:
+            self.raise_for_hosts()
+        return self
 
     def interrupt(self, reason: str) -> None:
-        """A signal handler (see signals()): stop ansible-playbook; raise_for_hosts() raises Interrupted."""
+        """The default signal handler: stop ansible-playbook; raise_for_hosts() raises Interrupted."""
         log.warning("stopping ansible-playbook (%s)", reason)
         self.interrupted = self.interrupted or reason
         if self.run is not None:
@@ -118,19 +164,9 @@ class Session:
         """The first host (in time) that failed, or whose script exited non-zero or was lost."""
         return next((o for o in self.outcomes if o.error is not None or o.rc or o.state == "lost"), None)
 
-    def wait(self, on_tick: Callable[[], None] | None = None) -> None:
-        """Wait for the playbook run to end, calling on_tick every 0.2 s (signal handlers run meanwhile)."""
-        assert self.run is not None
-        while not self.run.wait(0.2):
-            if on_tick is not None:
-                on_tick()
-        self.run.scrub_artifacts()
-        if self.relay is not None:
-            self.relay.finish()
-
     def raise_for_hosts(self) -> None:
-        """Raise the error of the run as a whole: interrupted, no host matched, or Ansible ended before
-        any host."""
+        """Raise the error of the run as a whole: interrupted, no host matched, a host's failure, or
+        Ansible ended before any host."""
         if self.interrupted:
             raise Interrupted(
                 self.interrupted, self.interrupt_message.format(signal=self.interrupted), self.interrupt_hint
@@ -195,9 +231,11 @@ def report_copy_errors(errors: list[OutputsNotCopied], code: int) -> None:
 
 
 def no_hosts_error(inventory: str | None, limit: str | None) -> NoHostsMatched:
-    where = f"inventory {inventory!r}" if inventory else "the local inventory"
+    where = f"inventory {inventory!r}" if inventory else "the local inventory (this machine)"
     what = f"--limit {limit!r}" if limit else "any host"
-    return NoHostsMatched(
-        f"{what} matches no host of {where}",
-        hint="list the inventory's hosts with `ansible-inventory -i INVENTORY --graph` and fix --limit",
+    hint = (
+        "list the inventory's hosts with `ansible-inventory -i INVENTORY --graph` and fix --limit"
+        if inventory
+        else "without -i the only host is `localhost`; give an inventory with -i to use other hosts"
     )
+    return NoHostsMatched(f"{what} matches no host of {where}", hint=hint)

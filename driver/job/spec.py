@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import secrets
 import time
@@ -13,6 +14,7 @@ from driver.errors import (
     BadEnv,
     BadInventory,
     BadNodes,
+    BadOutput,
     BadRequirements,
     BadTimeout,
     BadWorkdir,
@@ -72,7 +74,10 @@ class Requirements:
 
 @dataclass
 class JobSpec:
-    """Everything `driver train` needs to run a script; no field holds a secret except `env`."""
+    """Everything `driver train` needs to run a script; no field holds a secret except `env`.
+
+    A field of the job contract left None takes the role's default (driver/job/contract.py).
+    """
 
     script: Path
     args: list[str] = field(default_factory=list)
@@ -84,16 +89,16 @@ class JobSpec:
     requirements: Requirements = field(default_factory=Requirements)
     provision: bool = True
     detach: bool = False
-    output: str = "outputs"
+    output: str | None = None
     output_dir: Path | None = None
     sync_every: float | None = None
     max_workdir_size: int = 2 << 30
     nodes: int | str = 0  # 0: every host on its own; N or "all": one job over that many hosts
-    launcher: str = ""  # "" or "torchrun"
-    nproc_per_node: int | str = 1  # or "gpu", "cpu", "auto" (torchrun)
-    master_port: int = 29500
+    launcher: str | None = None  # None or "torchrun"
+    nproc_per_node: int | str | None = None  # a number, or "gpu", "cpu", "auto" (torchrun)
+    master_port: int | None = None
     timeout: float | None = None
-    grace: float = 10.0
+    grace: float | None = None
     job_id: str = field(default_factory=lambda: new_job_id())
 
     def validate(self) -> None:
@@ -103,6 +108,10 @@ class JobSpec:
             check_workdir(self.workdir)
         if self.inventory is not None:
             check_inventory(self.inventory)
+        if self.output is not None:
+            check_output(self.output)
+        if self.output_dir is not None:
+            check_output_dir(self.output_dir)
         self.requirements.validate()
 
 
@@ -209,9 +218,47 @@ def check_workdir(workdir: Path) -> None:
 def check_inventory(source: str) -> None:
     """A source with a comma is a host list; anything else must be an existing file or directory."""
     if "," in source:
+        if not any(name.strip() for name in source.split(",")):
+            raise BadInventory(
+                f"inventory {source!r} names no host",
+                hint="give hosts as a comma list such as 'host1,host2,' (or 'host1,' for one host)",
+            )
         return
     if not os.path.exists(source):
         raise BadInventory(
             f"inventory {source!r} not found",
             hint="give an inventory file or directory, or a comma-separated host list such as 'host1,host2,'",
+        )
+
+
+def output_problem(output: str) -> str | None:
+    """Why --output is not a directory inside the job's working directory, or None.
+
+    The same rules as output_problem in roles/training_job/action_plugins/training_job.py.
+    """
+    if not output.strip():
+        return "it is empty"
+    if output.startswith(("/", "~")):
+        return "it is absolute"
+    if ".." in output.replace("\\", "/").split("/"):
+        return "it climbs out of the job's working directory (..)"
+    if posixpath.normpath(output) in (".", ""):
+        return "it is the working directory itself"
+    return None
+
+
+def check_output(output: str) -> None:
+    problem = output_problem(output)
+    if problem:
+        raise BadOutput(
+            f"invalid --output {output!r}: {problem}",
+            hint="give a directory relative to the script's working directory, such as outputs or runs/exp1",
+        )
+
+
+def check_output_dir(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise BadOutput(
+            f"--output-dir {str(output_dir)!r} exists and is not a directory",
+            hint="give a directory (it is created when missing)",
         )

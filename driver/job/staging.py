@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from driver.errors import BadWorkdir, WorkdirTooBig
+from driver.errors import BadValue, BadWorkdir, WorkdirTooBig
 
 # The same rules as training_job_stage_filters in roles/training_job/defaults/main.yml.
 FILTERS = (":-_.gitignore", ":-_.driverignore", "-_/.git/")
@@ -31,7 +31,7 @@ def parse_size(text: str) -> int:
     """'2G' -> 2147483648; plain numbers are bytes."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text, re.IGNORECASE)
     if not match:
-        raise BadWorkdir(f"invalid --max-workdir-size {text!r}", hint="use a size such as 500M or 2G")
+        raise BadValue(f"invalid --max-workdir-size {text!r}", hint="use a size such as 500M or 2G")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 

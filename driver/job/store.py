@@ -17,10 +17,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from driver.errors import JobMissing
+from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobMissing
 from driver.execution import assets
 
 RUNNING_STATES = ("starting", "running")
+# Why a job was stopped -> its recorded state and the driver's exit code (None: the script's own code).
+STOPPED: dict[str, tuple[str, int | None]] = {
+    "timeout": ("timeout", EXIT_TIMEOUT),
+    "SIGINT": ("cancelled", EXIT_SIGINT),
+    "SIGTERM": ("cancelled", EXIT_SIGTERM),
+    "cancelled": ("cancelled", None),
+}
 
 
 JobNotFound = JobMissing
@@ -45,12 +52,32 @@ class JobRecord:
     outputs_synced: bool = False
     detached: bool = False
     nodes: int = 0
-    message: str = ""
+    message: str = ""  # why it failed, or what did not come back
+    stopped: str | None = None  # why it was stopped: timeout, SIGINT, SIGTERM, cancelled
+    driver_pid: int | None = None  # the `driver train` that started it
+    launched: bool = False  # the script was started on at least one host
     deleted: bool = False  # by the Kubeflow SDK backend's delete_job
 
     @property
     def running(self) -> bool:
         return self.state in RUNNING_STATES
+
+
+def shown_state(record: JobRecord) -> str:
+    """The state to show: a job still `starting` whose driver is gone was abandoned before its launch."""
+    if record.state == "starting" and record.driver_pid and not _pid_alive(record.driver_pid):
+        return "abandoned"
+    return record.state
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _dir(job_id: str) -> Path:

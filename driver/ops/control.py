@@ -1,4 +1,5 @@
-"""Jobs after their launch: status, logs (follow, reattach), cancel, clean; each a playbook run."""
+"""Jobs after their launch: status, logs (follow, reattach), cancel, clean; each one play of control.yml or
+clean.yml, run the one way (driver/execution/play.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import logging
 import time
 from typing import Any
 
-from driver.errors import JobLost
-from driver.execution import assets, playbook
+from driver.errors import JobLost, JobMissing
+from driver.execution import assets
 from driver.execution.events import HostOutcome
-from driver.execution.play import Session, first_nonzero, local_inventory, report_copy_errors, signals
+from driver.execution.play import Play, first_nonzero, report_copy_errors
 from driver.execution.relay import LineSink, Relay
+from driver.job import contract
 from driver.job import store as jobs
 from driver.job.spec import check_inventory, new_job_id
 
-log = logging.getLogger("driver.ops.control")
+log = logging.getLogger("driver.control")
 
 
 def run_control(
@@ -23,44 +25,37 @@ def run_control(
     *,
     sink: LineSink | None = None,
     host: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Session:
+    fields: dict[str, Any] | None = None,
+) -> Play:
     """Run playbooks/control.yml in `mode` on the job's hosts; bring outputs back if it ended unsynced."""
     local = assets.job_dir(record.id) / "control" / new_job_id()
-    (local / "runner").mkdir(parents=True, mode=0o700)
     prefix = host is None and len(record.hosts) > 1
     # The job's own record keeps the copy of the log made while it ran: no second copy per `logs` call.
     relay = Relay(sink, None, prefix_hosts=prefix) if sink is not None else None
-    session = Session(record.inventory, host or record.limit, local, relay)
-    extravars: dict[str, Any] = {
-        "training_job_id": record.id,
-        "training_job_root": record.root,
-        "training_job_control": mode,
-        "training_job_output": record.output,
-        "training_job_output_dir": "" if record.outputs_synced else record.output_dir,
-        **(extra or {}),
-    }
-    limit = host or ",".join(record.hosts) or record.limit
     if mode == "kill":
-        session.interrupt_message = f"interrupted ({{signal}}) while stopping job {record.id}"
-        session.interrupt_hint = f"it may still run: `driver cancel {record.id}` again"
+        message = f"interrupted ({{signal}}) while stopping job {record.id}"
+        hint = f"it may still run: `driver cancel {record.id}` again"
     else:
-        session.interrupt_message = f"interrupted ({{signal}}); job {record.id} itself goes on"
-        session.interrupt_hint = f"`driver logs -f {record.id}` follows it again, from the start"
-
-    with signals(session.interrupt):
-        session.run = playbook.start(
-            "control.yml",
-            private_data_dir=local / "runner",
-            inventory=record.inventory or local_inventory(local / "local-inventory.ini"),
-            limit=limit,
-            extravars=extravars,
-            event_handler=session.on_event,
-        )
-        session.wait()
-    session.raise_for_hosts()
-    observe(record, session.outcomes, host, copy_failed=bool(session.copy_errors))
-    return session
+        message = f"interrupted ({{signal}}); job {record.id} itself goes on"
+        hint = f"`driver logs -f {record.id}` follows it again, from the start"
+    play = Play(
+        local, record.inventory, host or record.limit, relay, interrupt_message=message, interrupt_hint=hint
+    )
+    training_job = contract.only_set(
+        {
+            "id": record.id,
+            "root": record.root,
+            "control": mode,
+            "output": record.output,
+            "output_dir": None if record.outputs_synced else record.output_dir,
+            **(fields or {}),
+        }
+    )
+    play.play(
+        "control.yml", {"training_job": training_job}, limit=host or ",".join(record.hosts) or record.limit
+    )
+    observe(record, play.outcomes, host, copy_failed=bool(play.copy_errors))
+    return play
 
 
 def observe(
@@ -84,36 +79,60 @@ def observe(
     if all_ended and record.running:
         failed = first_nonzero(outcomes)
         lost = [o.host for o in outcomes if o.state == "lost"]
-        changes.update(
-            state="lost" if lost else "ended",
-            exit_code=failed.rc if failed else (None if lost else 0),
-            ended=time.time(),
-        )
+        stopped = next((o.stopped for o in outcomes if o.stopped in jobs.STOPPED), None)
+        state, code = jobs.STOPPED.get(stopped or "", ("lost" if lost else "ended", None))
+        if code is None:
+            code = failed.rc if failed else (None if lost else 0)
+        changes.update(state=state, exit_code=code, ended=time.time(), stopped=stopped)
     if all_ended and record.output_dir and not record.outputs_synced:
         changes["outputs_synced"] = not copy_failed
     return jobs.update(record.id, **changes)
 
 
-def status(job_id: str) -> tuple[jobs.JobRecord, Session]:
-    """Ask the hosts; the session's outcomes say how each is doing, its copy_errors what did not come back."""
+def never_launched(record: jobs.JobRecord) -> bool:
+    """A job that ended before any host started it (bad input, unreachable, provisioning failed)."""
+    return not record.running and not record.launched
+
+
+def status(job_id: str) -> tuple[jobs.JobRecord, Play | None]:
+    """Ask the hosts; the play's outcomes say how each is doing, its copy_errors what did not come back.
+
+    A job that never started on any host is reported from its record alone (None: no play ran).
+    """
     record = jobs.resolve(job_id)
-    session = run_control(record, "status")
-    return jobs.load(record.id), session
+    if never_launched(record):
+        return record, None
+    try:
+        play = run_control(record, "status")
+    except JobMissing:
+        if jobs.shown_state(record) != "abandoned":
+            raise
+        # Its driver was killed before the launch, and no host has the job: it never started.
+        return jobs.update(record.id, state="abandoned", ended=time.time()), None
+    return jobs.load(record.id), play
 
 
 def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None) -> int:
     """Print the job's log from the start; with follow, until the job ends. Returns the exit code to use."""
     record = jobs.resolve(job_id)
     if host is not None and record.hosts and host not in record.hosts:
-        raise jobs.JobNotFound(
+        raise JobMissing(
             f"job {record.id} did not run on {host!r}", hint=f"its hosts: {', '.join(record.hosts)}"
         )
-    session = run_control(
-        record, "follow", sink=sink, host=host, extra={"training_job_until_now": not follow}
-    )
+    if never_launched(record):
+        raise JobMissing(
+            f"job {record.id} never started on a host ({record.state}): it has no log",
+            hint=f"why: {record.message}" if record.message else "see `driver status JOB`",
+        )
+    try:
+        play = run_control(record, "follow", sink=sink, host=host, fields={"until_now": not follow})
+    except JobMissing:
+        if not print_local_copy(record, sink, host):
+            raise
+        return 0 if record.running else record.exit_code or 0
     record = jobs.load(record.id)
     if not follow:
-        report_copy_errors(session.copy_errors, 0)
+        report_copy_errors(play.copy_errors, 0)
         return 0
     if record.state == "lost":
         raise JobLost(
@@ -121,50 +140,75 @@ def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None 
             hint="the host may have rebooted or the job was killed from outside",
         )
     code = (record.host_rc.get(host) if host is not None else record.exit_code) or 0
-    report_copy_errors(session.copy_errors, code)
+    report_copy_errors(play.copy_errors, code)
     return code
 
 
-def cancel(job_id: str, grace: float) -> jobs.JobRecord:
+def print_local_copy(record: jobs.JobRecord, sink: LineSink, host: str | None) -> bool:
+    """The job's directory is gone from a host (cleaned): print the copy of its log kept here, if any."""
+    copies = sorted((assets.job_dir(record.id) / "logs").glob("*.log"))
+    copies = [p for p in copies if host is None or p.stem == host]
+    if not copies:
+        return False
+    log.warning("job %s is gone from its hosts; this is the copy of its log kept here", record.id)
+    for path in copies:
+        prefix = f"[{path.stem}] " if len(copies) > 1 else ""
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            sink(prefix + line)
+    return True
+
+
+def cancel(job_id: str, grace: float | None = None) -> tuple[jobs.JobRecord, bool]:
+    """Stop the job everywhere; (record, True) when this call stopped it. A job already ended (by its
+    record) is left as it is: its recorded end is returned and nothing is changed."""
     record = jobs.resolve(job_id)
-    was_running = record.running
-    session = run_control(record, "kill", extra={"training_job_grace": grace})
-    if was_running:
-        record = jobs.update(record.id, state="cancelled")
-    report_copy_errors(session.copy_errors, 0)
-    return record
+    if not record.running:
+        return record, False
+    play = run_control(record, "kill", fields={"grace": grace})
+    record = jobs.load(record.id)
+    report_copy_errors(play.copy_errors, 0)
+    return record, record.stopped == "cancelled"
 
 
-def clean(inventory: str | None, limit: str | None, older_than: float) -> dict[str, dict[str, Any]]:
+def stop_everywhere(record: jobs.JobRecord, grace: float) -> None:
+    """Kill the job on every host of its inventory where its directory exists; missing elsewhere is fine."""
+    local = assets.job_dir(record.id) / "control" / new_job_id()
+    play = Play(local, record.inventory, record.limit)
+    fields = {"id": record.id, "root": record.root, "control": "kill", "grace": grace, "reason": "cancelled"}
+    play.play("control.yml", {"training_job": fields}, raise_errors=False)
+    for outcome in play.outcomes:
+        if outcome.error is None:
+            log.warning("[%s] the job had started at the last moment and was stopped", outcome.host)
+
+
+def clean(
+    inventory: str | None, limit: str | None, older_than: float, force: bool = False
+) -> dict[str, dict[str, Any]]:
     """Remove ended job directories older than older_than seconds, and unfinished venvs.
 
-    Returns host -> {"jobs": removed job ids, "venvs": removed venv keys, "kb": space the venvs took}.
+    Job directories whose outputs were never copied back are kept unless force. Returns host ->
+    {"jobs": removed job ids, "uncollected": kept job ids, "venvs": removed venv keys, "kb": their size}.
     """
     if inventory is not None:
         check_inventory(inventory)
     local = assets.state_dir() / "clean" / new_job_id()
-    (local / "runner").mkdir(parents=True, mode=0o700)
-    session = Session(inventory, limit, local)
-    session.interrupt_message = "interrupted ({signal}) while cleaning the hosts"
-    session.interrupt_hint = "run it again"
-    with signals(session.interrupt):
-        session.run = playbook.start(
-            "clean.yml",
-            private_data_dir=local / "runner",
-            inventory=inventory or local_inventory(local / "local-inventory.ini"),
-            limit=limit,
-            extravars={"training_job_older_than": older_than},
-            event_handler=session.on_event,
-        )
-        session.wait()
-    session.raise_for_hosts()
-    jobs_removed = {o.host: list(o.result.get("rt_removed", [])) for o in session.outcomes}
-    pruned = {host: report.get("pruned") or {} for host, report in session.reports.items()}
+    play = Play(
+        local,
+        inventory,
+        limit,
+        interrupt_message="interrupted ({signal}) while cleaning the hosts",
+        interrupt_hint="run it again",
+    )
+    fields = contract.only_set({"older_than": older_than, "force": True if force else None})
+    play.play("clean.yml", {"training_job": fields})
+    results = {o.host: o.result for o in play.outcomes}
+    pruned = {host: report.get("pruned") or {} for host, report in play.reports.items()}
     removed: dict[str, dict[str, Any]] = {}
-    for host in sorted(set(jobs_removed) | set(pruned)):
+    for host in sorted(set(results) | set(pruned)):
         got = pruned.get(host, {})
         removed[host] = {
-            "jobs": jobs_removed.get(host, []),
+            "jobs": list(results.get(host, {}).get("rt_removed", [])),
+            "uncollected": list(results.get(host, {}).get("rt_uncollected", [])),
             "venvs": list(got.get("venvs", [])),
             "kb": int(got.get("kb", 0)),
         }

@@ -13,6 +13,6 @@ log = logging.getLogger("driver.ops.outputs")
 def sync_running(record: jobs.JobRecord) -> None:
     """rsync each host's outputs into record.output_dir/<host>/ now, whatever the job's state."""
     if record.output_dir and record.running:
-        session = control.run_control(record, "status", extra={"training_job_sync": True})
-        for error in session.copy_errors:
+        play = control.run_control(record, "status", fields={"sync": True})
+        for error in play.copy_errors:
             log.warning("%s (the job goes on; the final copy follows at its end)", error.message)

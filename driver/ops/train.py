@@ -11,20 +11,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost
-from driver.execution import assets, playbook
+from driver.errors import JobLost
+from driver.execution import assets
 from driver.execution.events import HostOutcome, HostReport, Launched, describe_report, lacks_rsync
-from driver.execution.play import Session, first_nonzero, local_inventory, report_copy_errors, signals
+from driver.execution.play import Play, first_nonzero, report_copy_errors
 from driver.execution.relay import LineSink, Relay
-from driver.job import staging
+from driver.job import contract, staging
 from driver.job import store as jobs
 from driver.job.spec import JobSpec
 from driver.ops import outputs
 
-log = logging.getLogger("driver.ops.train")
+log = logging.getLogger("driver.train")
 
-CANCEL_EXIT_CODES = {"timeout": EXIT_TIMEOUT, "SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}
-CANCEL_STATES = {"timeout": "timeout", "SIGINT": "cancelled", "SIGTERM": "cancelled"}
 # After a cancel, how long the play may take beyond the grace period before ansible-playbook is stopped.
 CANCEL_SLACK = 30.0
 
@@ -34,41 +32,40 @@ class JobResult:
     job_id: str
     exit_code: int
     outcomes: list[HostOutcome] = field(default_factory=list)
-    cancelled: str | None = None
+    stopped: str | None = None
     detached: bool = False
+    output_dir: str = ""
 
 
-class _Job(Session):
+class _Job(Play):
     """State of one running job: relay, outcomes and the cancel request."""
 
     def __init__(self, spec: JobSpec, sink: LineSink, local: Path) -> None:
         (local / "logs").mkdir(exist_ok=True, mode=0o700)
-        super().__init__(spec.inventory, spec.limit, local, Relay(sink, local / "logs"))
+        super().__init__(local, spec.inventory, spec.limit, Relay(sink, local / "logs"))
         self.spec = spec
+        self.grace = spec.grace if spec.grace is not None else float(contract.default("grace"))
         self.cancel_file = local / "cancel"
-        self.cancelled: str | None = None
+        self.started = time.monotonic()
+        self.stopped: str | None = None
         self.cancel_at: float | None = None
+        self.stopped_early = False  # Ansible was stopped before any host reported a launch
 
     def handle(self, item: object) -> bool:
+        if isinstance(item, Launched):
+            jobs.update(self.spec.job_id, state="running", hosts=sorted(self.hosts), launched=True)
         if isinstance(item, Launched) and item.rank is not None:
             assert self.relay is not None
             self.relay.labels[item.host] = f"{item.rank}:{item.host}"
             self.relay.prefix_hosts = True
         if isinstance(item, HostOutcome):
-            failed = item.error is not None or (item.rc and not item.cancelled)
-            launched = bool(self.hosts)
-            if (
-                self.spec.nodes
-                and launched
-                and failed
-                and self.cancelled is None
-                and not self.cancel_file.exists()
-            ):
+            failed = item.error is not None or (item.rc and not item.stopped)
+            if self.spec.nodes and self.hosts and failed and self.stopped is None:
                 # One rank failed: the others are stopped; the driver exits with this rank's code.
                 log.warning("[%s] failed; stopping the other ranks", item.host)
-                self.cancel_file.write_text("a rank failed", encoding="utf-8")
-            if item.cancelled:
-                log.info("[%s] the job was stopped (%s); exit code %s", item.host, item.cancelled, item.rc)
+                self._write_cancel("rank_failed")
+            if item.stopped:
+                log.info("[%s] the job was stopped (%s); exit code %s", item.host, item.stopped, item.rc)
             elif item.rc:
                 log.warning("[%s] the script exited with code %s", item.host, item.rc)
         elif isinstance(item, HostReport):
@@ -78,26 +75,41 @@ class _Job(Session):
                     "%s has no rsync: what the script writes to %s/ cannot be copied back "
                     "(install rsync there)",
                     item.host,
-                    self.spec.output.rstrip("/"),
+                    (self.spec.output or contract.default("output")).rstrip("/"),
                 )
         return True
 
+    def _write_cancel(self, reason: str) -> None:
+        if not self.cancel_file.exists():
+            self.cancel_file.write_text(reason, encoding="utf-8")
+
     def cancel(self, reason: str) -> None:
-        """First signal: ask every host's relay to stop its job. Second: stop ansible-playbook too."""
-        if self.cancelled is None:
-            self.cancelled = reason
+        """First signal (or the timeout): stop the job in whatever phase it is. Second: stop Ansible too.
+
+        The cancel file makes every host's task stop its job, and keeps a host that has not launched yet
+        from ever starting the script. Before any launch there is nothing to wait for: the phase under way
+        (provisioning, staging, preflight) is stopped at once.
+        """
+        if self.stopped is None:
+            self.stopped = reason
             self.cancel_at = time.monotonic()
             log.warning("stopping the job on every host (%s)...", reason)
-            self.cancel_file.write_text(reason, encoding="utf-8")
+            self._write_cancel(reason)
+            if not self.hosts and self.run is not None:
+                self.stopped_early = True
+                self.run.terminate()
         elif self.run is not None:
             log.warning("stopping ansible-playbook")
             self.run.terminate()
 
     def watchdog(self) -> None:
-        if self.cancel_at is not None and time.monotonic() - self.cancel_at > self.spec.grace + CANCEL_SLACK:
-            log.warning(
-                "the play did not end %.0f s after the cancel; stopping ansible-playbook", CANCEL_SLACK
-            )
+        """Every tick: the timeout before the launch (the host's launcher keeps it after), and a play that
+        does not end after a cancel."""
+        timeout = self.spec.timeout
+        if timeout and self.stopped is None and time.monotonic() - self.started >= timeout and not self.hosts:
+            self.cancel("timeout")
+        if self.cancel_at is not None and time.monotonic() - self.cancel_at > self.grace + CANCEL_SLACK:
+            log.warning("the play did not end %.0f s after the cancel; stopping Ansible", CANCEL_SLACK)
             assert self.run is not None
             self.run.terminate()
             self.cancel_at = None
@@ -111,20 +123,20 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
     spec.validate()
     stage = staging.plan(spec.workdir, spec.script, spec.max_workdir_size) if spec.workdir else None
     local = assets.job_dir(spec.job_id)
-    (local / "runner").mkdir(exist_ok=True, mode=0o700)
     job = _Job(spec, sink, local)
-    inventory = spec.inventory or local_inventory(local / "local-inventory.ini")
-    output_dir = Path(spec.output_dir) if spec.output_dir else local / "outputs"
+    inventory = spec.inventory
+    output_dir = spec.output_dir.resolve() if spec.output_dir else local / "outputs"
     output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     record = jobs.JobRecord(
         id=spec.job_id,
         script=str(spec.script),
-        inventory=_absolute(inventory),
+        inventory=_absolute(inventory) if inventory else None,
         limit=spec.limit,
         env_names=sorted(spec.env),
-        output=spec.output,
+        output=spec.output or contract.default("output"),
         output_dir=str(output_dir),
         detached=spec.detach,
+        driver_pid=os.getpid(),
     )
     jobs.save(record)
     log.info("job %s: %s on %s", spec.job_id, spec.script, spec.inventory or "this machine")
@@ -134,42 +146,26 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             staged = {"script": stage.script_rel} if stage else None
             json.dump({"args": spec.args, "env": spec.env, "stage": staged}, f)
-        extravars = {
-            "training_job_id": spec.job_id,
-            "training_job_script": str(spec.script.resolve()),
-            "training_job_workdir": str(stage.workdir) if stage else "",
-            "training_job_stage_key": stage.key if stage else "",
-            "training_job_spec_file": str(spec_file),
-            "training_job_timeout": spec.timeout or 0,
-            "training_job_grace": spec.grace,
-            "training_job_cancel_file": str(job.cancel_file),
-            "training_job_detach": spec.detach,
-            "training_job_output": spec.output,
-            "training_job_output_dir": str(output_dir),
-            "train_nodes": spec.nodes,
-            "training_job_launcher": spec.launcher,
-            "training_job_nproc_per_node": spec.nproc_per_node,
-            "training_job_master_port": spec.master_port,
-            "train_provision": spec.provision,
-            "train_python": spec.python or "python3",
-            **(spec.requirements.extravars() if spec.provision else {}),
-        }
+        training_job = contract.train_job(
+            spec, spec_file=spec_file, cancel_file=job.cancel_file, output_dir=output_dir, stage=stage
+        )
+        requirements = spec.requirements.extravars() if spec.provision else {}
+        extravars = {"training_job": training_job, **requirements}
         syncer = _periodic_sync(record, spec.sync_every) if spec.sync_every and not spec.detach else None
         try:
-            with signals(job.cancel):
-                job.run = playbook.start(
-                    "train.yml",
-                    private_data_dir=local / "runner",
-                    inventory=inventory,
-                    limit=spec.limit,
-                    extravars=extravars,
-                    event_handler=job.on_event,
-                    accept_new_host_keys=accept_new_host_keys,
-                )
-                job.wait(job.watchdog)
+            job.play(
+                "train.yml",
+                extravars,
+                accept_new_host_keys=accept_new_host_keys,
+                on_signal=job.cancel,
+                on_tick=job.watchdog,
+                raise_errors=False,
+            )
         finally:
             if syncer is not None:
                 syncer.set()
+    if job.stopped_early:
+        _stop_unreported_launches(record, job.grace)
     return _finish(job, record)
 
 
@@ -179,8 +175,10 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     host_rc = {o.host: o.rc for o in job.outcomes}
     if spec.detach and job.outcomes and all(o.state == "running" for o in job.outcomes):
         jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
-        return JobResult(spec.job_id, 0, job.outcomes, detached=True)
-    cancelled = job.cancelled or next((o.cancelled for o in job.outcomes if o.cancelled), None)
+        return JobResult(spec.job_id, 0, job.outcomes, detached=True, output_dir=record.output_dir)
+    stopped = job.stopped or next((o.stopped for o in job.outcomes if o.stopped), None)
+    if stopped == "rank_failed":
+        stopped = None  # the job's code is the failed rank's
     ended = {
         "hosts": hosts,
         "host_rc": host_rc,
@@ -188,11 +186,11 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
         "outputs_synced": bool(job.outcomes) and not job.copy_errors,
         "message": "; ".join(e.message for e in job.copy_errors),
     }
-    if cancelled in CANCEL_EXIT_CODES:
-        code = CANCEL_EXIT_CODES[cancelled]
-        jobs.update(record.id, state=CANCEL_STATES[cancelled], exit_code=code, **ended)
+    if stopped in jobs.STOPPED and jobs.STOPPED[stopped][1] is not None:
+        state, code = jobs.STOPPED[stopped]
+        jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
         report_copy_errors(job.copy_errors, code)
-        return JobResult(spec.job_id, code, job.outcomes, cancelled)
+        return JobResult(spec.job_id, code, job.outcomes, stopped, output_dir=record.output_dir)
     try:
         job.raise_for_hosts()
     except Exception as exc:
@@ -207,9 +205,21 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
         )
     nonzero = first_nonzero(job.outcomes)
     code = nonzero.rc if nonzero is not None and nonzero.rc else 0
-    jobs.update(record.id, state="ended", exit_code=code, **ended)
+    state = jobs.STOPPED[stopped][0] if stopped in jobs.STOPPED else "ended"  # cancelled from elsewhere
+    jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
     report_copy_errors(job.copy_errors, code)
-    return JobResult(spec.job_id, code, job.outcomes)
+    return JobResult(spec.job_id, code, job.outcomes, output_dir=record.output_dir)
+
+
+def _stop_unreported_launches(record: jobs.JobRecord, grace: float) -> None:
+    """Ansible was stopped before any launch was reported; a launch already on its way may still have
+    started the script on a host: stop the job wherever its directory exists (missing elsewhere)."""
+    from driver.ops import control
+
+    try:
+        control.stop_everywhere(jobs.load(record.id), grace)
+    except Exception as exc:  # the job's own end is reported either way
+        log.warning("could not check the hosts for a job started at the last moment: %s", exc)
 
 
 def _periodic_sync(record: jobs.JobRecord, every: float) -> threading.Event:

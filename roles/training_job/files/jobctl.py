@@ -6,24 +6,44 @@ same remote command that then runs `jobctl.py launch`). It runs with the host's 
 standard library only). Nothing else is installed on the host.
 
 Job directory layout (mode 0700):
-  JOB/.rt/spec.json  argv, env and cwd of the script; read and deleted by `launch` (holds env values)
-  JOB/.rt/launcher.pid  pid of the launcher (session leader; waits for the script, writes rc)
+  JOB/.rt/spec.json  argv, env, cwd, output, timeout, grace and collect of the job; read and deleted by
+                     `launch` (holds env values)
+  JOB/.rt/launcher.pid  pid of the launcher (session leader; waits for the script, enforces the timeout,
+                     writes rc)
   JOB/.rt/pgid       process group of the script
   JOB/.rt/started    start time (epoch seconds); JOB/.rt/ended: end time
+  JOB/.rt/output     the output directory (relative to work/), when the spec names one
+  JOB/.rt/stopped    why the job was stopped (one word: "timeout", or the reason given to `kill`); the
+                     first reason is kept (created atomically, never replaced)
+  JOB/.rt/collect    present when a driver will copy the outputs back at the end (spec "collect")
+  JOB/.rt/collected  present once the outputs were copied back (`collected`)
   JOB/rc             exit code of the script (128+N when it died of signal N), written atomically
   JOB/log            stdout and stderr of the script, merged
   JOB/work/          the script, the staged workdir, the script's cwd
 
+spec.json: {"argv": [...], "env": {...}, "cwd": "", "output": "outputs", "timeout": 0, "grace": 10,
+"collect": false}; only argv is required. timeout (seconds, 0 or absent: none) is enforced by the launcher
+itself, with or without a driver connected: SIGTERM to the job, SIGKILL after grace seconds (default 10),
+stop reason "timeout"; rc is the script's real status as always.
+
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
   launch JOB                      start the script detached; print pid and pgid
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
-  kill JOB GRACE                  SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper)
+  kill JOB GRACE [REASON]         SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper);
+                                  records REASON (default "cancelled") when the job still ran
   status JOB                      state of the job without waiting
-  clean ROOT AGE                  remove ended job directories under ROOT whose end is AGE s ago or more
+  collected JOB                   mark the job's outputs as copied back; print the state
+  clean ROOT AGE [force]          remove ended job directories under ROOT whose end is AGE s ago or more,
+                                  except those whose outputs a driver still has to copy back (unless force)
+
+State (status, poll, kill, collected): rc (null while running), alive (launcher running), size (log
+bytes), outputs (output directory non-empty), started, ended, stopped (reason or null), collect,
+collected; `missing: true` when the job directory has no .rt/.
 """
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -33,9 +53,12 @@ import sys
 import time
 
 _JOB = [""]  # absolute path of the job directory of this call, for the JSON replies
+_T0 = [0.0]  # monotonic time at which the launcher started: the timeout counts from there
 CHECK_INTERVAL = 0.01  # seconds between checks of the log while long-polling
 COALESCE = 0.015  # once new bytes are seen, wait this long for more so that lines travel in batches
 END_GRACE = 2.0  # seconds left to stray processes of the job after the script itself exited
+DEFAULT_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the timeout fires and spec.json has no grace
+DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
 
 
 def _write_atomic(path, text):
@@ -45,6 +68,34 @@ def _write_atomic(path, text):
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
+
+
+def _create_once(path, text):
+    """Create path holding text, atomically, unless it exists. True when this call created it."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)  # fails when path exists: the first writer wins, readers see all or nothing
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # No hard links on this file system: exclusive creation (a reader may briefly see it empty).
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _read(path):
@@ -119,6 +170,10 @@ def _paths(job):
         "pgid": os.path.join(rt, "pgid"),
         "started": os.path.join(rt, "started"),
         "ended": os.path.join(rt, "ended"),
+        "output": os.path.join(rt, "output"),
+        "stopped": os.path.join(rt, "stopped"),
+        "collect": os.path.join(rt, "collect"),
+        "collected": os.path.join(rt, "collected"),
         "rc": os.path.join(job, "rc"),
         "log": os.path.join(job, "log"),
         "work": os.path.join(job, "work"),
@@ -160,10 +215,10 @@ def _run_launcher(job, p, spec):
         _write_atomic(p["rc"], "127")
         return
     _write_atomic(p["pgid"], str(proc.pid))
-    status = proc.wait()
+    me = os.getpid()
+    status = _wait_script(p, proc, spec, me)
     rc = 128 - status if status < 0 else status
     # Whatever the script left behind in its session ends with it.
-    me = os.getpid()
     _signal_job(me, proc.pid, signal.SIGTERM)
     deadline = time.time() + END_GRACE
     while _session_members(me, exclude=(me,)) and time.time() < deadline:
@@ -171,6 +226,36 @@ def _run_launcher(job, p, spec):
     _signal_job(me, proc.pid, signal.SIGKILL)
     _write_atomic(p["ended"], f"{time.time():.3f}")
     _write_atomic(p["rc"], str(rc))
+
+
+def _spec_float(spec, key, default):
+    """spec[key] as seconds (negative: 0); default when absent, null or not a number."""
+    try:
+        return max(0.0, float(spec[key]))
+    except (KeyError, TypeError, ValueError):
+        return default
+
+
+def _wait_script(p, proc, spec, me):
+    """Wait for the script, at most spec's timeout; past it stop the job (reason "timeout"). Its status."""
+    timeout = _spec_float(spec, "timeout", 0.0)
+    if timeout <= 0:
+        return proc.wait()
+    try:
+        return proc.wait(timeout=max(0.0, timeout - (time.monotonic() - _T0[0])))
+    except subprocess.TimeoutExpired:
+        pass
+    if not _create_once(p["stopped"], "timeout"):
+        return proc.wait()  # a kill came first: its reaper finishes the job
+    grace = _spec_float(spec, "grace", DEFAULT_GRACE)
+    _signal_job(me, proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _session_members(me, exclude=(me,)):
+            break
+        time.sleep(0.05)
+    _signal_job(me, proc.pid, signal.SIGKILL)
+    return proc.wait()
 
 
 def cmd_launch(job):
@@ -181,12 +266,15 @@ def cmd_launch(job):
     os.unlink(p["spec"])  # env values stay on disk only as long as needed
     if spec.get("output"):
         os.makedirs(os.path.join(p["work"], spec["output"]), mode=0o700, exist_ok=True)
-        _write_atomic(os.path.join(p["rt"], "output"), spec["output"])
+        _write_atomic(p["output"], spec["output"])
+    if spec.get("collect"):
+        _write_atomic(p["collect"], "1")
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         os.setsid()
+        _T0[0] = time.monotonic()
         fd = os.open(os.devnull, os.O_RDWR)
         for target in (0, 1, 2):
             os.dup2(fd, target)
@@ -206,9 +294,27 @@ def cmd_launch(job):
     _out({"job": job, "launcher": int(_read(p["launcher"])), "pgid": int(_read(p["pgid"]) or 0)})
 
 
+def _has_outputs(p):
+    output = _read(p["output"])
+    try:
+        return bool(output) and bool(os.listdir(os.path.join(p["work"], output)))
+    except OSError:
+        return False
+
+
 def _state(p):
     if not os.path.isdir(p["rt"]):
-        return {"missing": True, "rc": None, "alive": False, "size": 0, "started": None, "ended": None}
+        return {
+            "missing": True,
+            "rc": None,
+            "alive": False,
+            "size": 0,
+            "started": None,
+            "ended": None,
+            "stopped": None,
+            "collect": False,
+            "collected": False,
+        }
     rc = _read(p["rc"])
     launcher = _read(p["launcher"])
     alive = bool(launcher) and _alive(int(launcher))
@@ -216,18 +322,16 @@ def _state(p):
         size = os.path.getsize(p["log"])
     except OSError:
         size = 0
-    output = _read(os.path.join(p["rt"], "output"))
-    try:
-        has_outputs = bool(output) and bool(os.listdir(os.path.join(p["work"], output)))
-    except OSError:
-        has_outputs = False
     return {
         "rc": int(rc) if rc is not None else None,
         "alive": alive,
         "size": size,
-        "outputs": has_outputs,
+        "outputs": _has_outputs(p),
         "started": _read(p["started"]),
         "ended": _read(p["ended"]),
+        "stopped": _read(p["stopped"]) or None,
+        "collect": os.path.exists(p["collect"]),
+        "collected": os.path.exists(p["collected"]),
     }
 
 
@@ -278,12 +382,14 @@ def _reap_later(job, grace):
     os._exit(0)
 
 
-def cmd_kill(job, grace):
+def cmd_kill(job, grace, reason=DEFAULT_REASON):
     p = _paths(job)
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
     running = _read(p["rc"]) is None
     if running:
+        if os.path.isdir(p["rt"]):
+            _create_once(p["stopped"], reason)  # a job that ended keeps its story; the first reason wins
         _signal_job(launcher, pgid, signal.SIGTERM)
         _reap_later(job, grace)
     st = _state(p)
@@ -295,36 +401,63 @@ def cmd_status(job):
     _out(_state(_paths(job)))
 
 
-def cmd_clean(root, age):
-    """Remove job directories under root that ended (rc written) at least age seconds ago."""
+def cmd_collected(job):
+    p = _paths(job)
+    if os.path.isdir(p["rt"]):
+        _write_atomic(p["collected"], f"{time.time():.3f}")
+    _out(_state(p))
+
+
+def cmd_clean(root, age, force=False):
+    """Remove job directories under root that ended (rc written) at least age seconds ago.
+
+    A job whose outputs a driver still has to copy back (collect set, outputs present, not collected) is
+    kept, and named in "uncollected", unless force.
+    """
     root = os.path.expanduser(root)
-    removed, kept = [], 0
+    removed, kept, uncollected = [], 0, []
     now = time.time()
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         job = os.path.join(root, name)
         p = _paths(job)
         ended = _read(p["ended"])
-        if _read(p["rc"]) is not None and ended is not None and now - float(ended) >= age:
+        try:
+            old = _read(p["rc"]) is not None and ended is not None and now - float(ended) >= age
+        except ValueError:
+            old = False
+        pending = os.path.exists(p["collect"]) and not os.path.exists(p["collected"]) and _has_outputs(p)
+        if old and pending and not force:
+            uncollected.append(name)
+            kept += 1
+        elif old:
             shutil.rmtree(job, ignore_errors=True)
             removed.append(name)
         else:
             kept += 1
-    sys.stdout.write(json.dumps({"job": root, "removed": removed, "kept": kept}) + "\n")
+    out = {"job": root, "removed": removed, "kept": kept, "uncollected": uncollected}
+    sys.stdout.write(json.dumps(out) + "\n")
 
 
 def main(argv):
     cmd, job = argv[1], argv[2]
     _JOB[0] = os.path.abspath(os.path.expanduser(job))
     if cmd == "clean":
-        cmd_clean(job, float(argv[3]))
+        if argv[4:] not in ([], ["force"]):
+            raise SystemExit(f"clean ROOT AGE [force]: unexpected {' '.join(argv[4:])!r}")
+        cmd_clean(job, float(argv[3]), force=argv[4:] == ["force"])
     elif cmd == "launch":
         cmd_launch(job)
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))
     elif cmd == "kill":
-        cmd_kill(job, float(argv[3]))
+        reason = argv[4] if len(argv) > 4 else DEFAULT_REASON
+        if not reason or any(c.isspace() for c in reason) or "/" in reason:
+            raise SystemExit(f"kill JOB GRACE [REASON]: the reason must be one word, not {reason!r}")
+        cmd_kill(job, float(argv[3]), reason)
     elif cmd == "status":
         cmd_status(job)
+    elif cmd == "collected":
+        cmd_collected(job)
     else:
         raise SystemExit(f"unknown command {cmd!r}")
 

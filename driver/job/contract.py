@@ -1,0 +1,65 @@
+"""The job contract: the one `training_job` dict the driver hands to the roles, and the defaults it relies on.
+
+The fields and their defaults are written once, in roles/training_job/meta/argument_specs.yml; the role
+fills them in (filter_plugins/contract.py) and the driver reads them from there too (help texts, its own
+waits), so no default is written twice. The driver passes only the fields it sets. Secrets (argument and
+environment values) never enter this dict: they travel in the 0600 spec file it names.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driver.execution import assets
+
+
+@functools.cache
+def _options(entry: str) -> dict[str, dict[str, Any]]:
+    path = assets.ansible_home() / "roles" / "training_job" / "meta" / "argument_specs.yml"
+    specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
+    return specs[entry]["options"]["training_job"].get("options") or {}
+
+
+def default(name: str, entry: str = "main") -> Any:
+    """The default of one field of the job (as written in the role's argument_specs)."""
+    return _options(entry)[name].get("default")
+
+
+def fields(entry: str = "main") -> set[str]:
+    return set(_options(entry))
+
+
+def train_job(
+    spec: Any, *, spec_file: Path, cancel_file: Path, output_dir: Path, stage: Any | None
+) -> dict[str, Any]:
+    """The training_job dict of `driver train` (playbooks/train.yml): only the fields that are set."""
+    given: dict[str, Any] = {
+        "id": spec.job_id,
+        "script": str(spec.script.resolve()),
+        "spec_file": str(spec_file),
+        "cancel_file": str(cancel_file),
+        "created": time.time(),
+        "output_dir": str(output_dir),
+        "output": spec.output,
+        "provision": False if not spec.provision else None,
+        "python": spec.python if not spec.provision else None,
+        "detach": True if spec.detach else None,
+        "workdir": str(stage.workdir) if stage else None,
+        "stage_key": stage.key if stage else None,
+        "nodes": str(spec.nodes) if spec.nodes else None,
+        "launcher": spec.launcher or None,
+        "nproc_per_node": str(spec.nproc_per_node) if spec.nproc_per_node is not None else None,
+        "master_port": spec.master_port,
+        "timeout": spec.timeout,
+        "grace": spec.grace,
+    }
+    return only_set(given)
+
+
+def only_set(given: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}

@@ -1,0 +1,107 @@
+"""The translation of ansible-runner events into outcomes, and of failure kinds into exit codes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from driver import errors
+from driver.execution.events import RELAY_MARKER, HostOutcome, HostReport, Launched, Output, Translator
+
+
+def failed(host: str, fact: str, kind: str, msg: str, task: str = "any name at all") -> dict:
+    return {
+        "event": "runner_on_failed",
+        "event_data": {
+            "host": host,
+            "task": task,
+            "res": {"ansible_facts": {fact: {"kind": kind, "msg": msg}}},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("fact", "kind", "code"),
+    [
+        ("training_job_failure", "nodes", errors.EXIT_BAD_NODES),
+        ("training_job_failure", "preflight", errors.EXIT_PREFLIGHT),
+        ("remote_host_failure", "no_python", errors.EXIT_NO_PYTHON),
+        ("training_job_failure", "helper_python", errors.EXIT_NO_PYTHON),
+        ("remote_host_failure", "requirements", errors.EXIT_REQUIREMENTS_FAILED),
+        ("remote_host_failure", "system_packages", errors.EXIT_REQUIREMENTS_FAILED),
+        ("remote_host_failure", "wheelhouse", errors.EXIT_REQUIREMENTS_FAILED),
+        ("training_job_failure", "stage", errors.EXIT_STAGE_FAILED),
+        ("training_job_failure", "outputs", errors.EXIT_OUTPUTS_NOT_COPIED),
+        ("training_job_failure", "missing", errors.EXIT_NO_SUCH_JOB),
+        ("training_job_failure", "bad_output", errors.EXIT_BAD_OUTPUT),
+        ("training_job_failure", "launch", errors.EXIT_DRIVER_FAILURE),
+    ],
+)
+def test_a_failure_kind_decides_the_exit_code_whatever_the_task_is_called(fact, kind, code):
+    for task in ("Install the requirements", "Copy the outputs back", "renamed task"):
+        outcome = Translator().translate(failed("h1", fact, kind, "what happened on h1", task))
+        assert isinstance(outcome, HostOutcome)
+        assert outcome.kind == kind
+        assert outcome.error is not None and outcome.error.exit_code == code
+        assert outcome.error.message == "what happened on h1"
+        assert outcome.error.hint
+
+
+def test_every_kind_has_an_error_with_a_documented_code():
+    documented = {code for code, _ in errors.EXIT_CODES}
+    for kind, (cls, hint) in errors.FAILURE_KINDS.items():
+        assert str(cls.exit_code) in documented, kind
+        assert hint, kind
+
+
+def test_a_failure_without_a_kind_is_unclassified():
+    event = {"event": "runner_on_failed", "event_data": {"host": "h1", "res": {"msg": "line 1\nboom"}}}
+    outcome = Translator().translate(event)
+    assert outcome.kind is None
+    assert outcome.error.exit_code == errors.EXIT_DRIVER_FAILURE
+    assert outcome.error.message == "the job failed on h1: boom"
+
+
+@pytest.mark.parametrize(
+    ("msg", "code"),
+    [
+        ("Host key verification failed.", errors.EXIT_HOST_KEY),
+        ("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!", errors.EXIT_HOST_KEY),
+        ("Permission denied (publickey,password).", errors.EXIT_AUTH_FAILED),
+        ("ssh: connect to host 127.0.0.1 port 1: Connection refused", errors.EXIT_UNREACHABLE),
+    ],
+)
+def test_unreachable_reasons(msg, code):
+    event = {"event": "runner_on_unreachable", "event_data": {"host": "h1", "res": {"msg": msg}}}
+    outcome = Translator().translate(event)
+    assert outcome.kind == "unreachable" and outcome.error.exit_code == code
+
+
+def test_a_job_result_becomes_an_outcome_with_its_stop_reason():
+    res = {"rt_state": "ended", "rt_rc": 143, "rt_stopped": "timeout", "rt_ended": "5.0", "job_dir": "/j"}
+    event = {"event": "runner_on_ok", "event_data": {"host": "h1", "res": res}}
+    outcome = Translator().translate(event)
+    assert outcome == HostOutcome("h1", rc=143, stopped="timeout", state="ended", result=res)
+
+
+def test_a_script_that_never_started_is_not_started():
+    res = {"rt_state": "not_started", "rt_rc": None, "rt_stopped": "SIGINT"}
+    outcome = Translator().translate({"event": "runner_on_ok", "event_data": {"host": "h1", "res": res}})
+    assert outcome.state == "not_started" and outcome.stopped == "SIGINT" and outcome.rc is None
+
+
+def test_the_remote_host_report_and_relay_records():
+    facts = {"remote_host_report": {"python": "/usr/bin/python3"}}
+    event = {"event": "runner_on_ok", "event_data": {"host": "h1", "res": {"ansible_facts": facts}}}
+    assert Translator().translate(event) == HostReport("h1", {"python": "/usr/bin/python3"})
+    data = base64.b64encode(b"line\n").decode()
+    out = {
+        "event": "verbose",
+        "stdout": RELAY_MARKER + " " + json.dumps({"k": "out", "h": "h1", "o": 7, "d": data}),
+    }
+    assert Translator().translate(out) == Output("h1", 7, b"line\n")
+    launched = {"k": "launched", "h": "h1", "job": "/j", "pgid": 42, "n": 2, "r": 1}
+    event = {"event": "verbose", "stdout": RELAY_MARKER + " " + json.dumps(launched)}
+    assert Translator().translate(event) == Launched("h1", "/j", 42, 2, 1)
