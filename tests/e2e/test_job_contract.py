@@ -240,6 +240,27 @@ def test_versions_differing_on_one_rank_start_no_rank(start_testhosts, tmp_path)
     assert "hello" not in res.stdout
 
 
+def test_a_rank_that_cannot_reach_the_master_keeps_every_rank_from_starting(start_testhosts, tmp_path):
+    hs = start_testhosts(2)
+    master = hs.container_ip("th1")
+    inventory = tmp_path / "inventory.ini"
+    # th2 looks for the master on its own loopback: its preflight fails, rank 0's own part passes.
+    lines = [
+        line.replace("ansible_user=trainer", f"ansible_user=trainer train_master_addr={addr}")
+        for line in hs.inventory_path.read_text().splitlines()
+        for addr in [("127.0.0.1" if line.startswith("th2 ") else master)]
+    ]
+    inventory.write_text("\n".join(lines) + "\n")
+    assert "train_master_addr=127.0.0.1" in inventory.read_text()
+    res = run_driver(["train", HELLO, "-i", str(inventory), "--nodes", "2"], tmp_path)
+    assert res.returncode == 81, res.stderr
+    assert "th2 (rank 1): cannot reach MASTER_ADDR:MASTER_PORT 127.0.0.1" in error_lines(res.stderr)[0]
+    job = next(p.name for p in (tmp_path / "jobs").iterdir())
+    assert not job_dirs(hs, "th1", job), "rank 0 started although rank 1 failed its preflight"
+    assert not job_dirs(hs, "th2", job)
+    assert "hello" not in res.stdout
+
+
 # -- records and messages ------------------------------------------------------------------------------
 def test_cancel_of_an_ended_job_reports_its_end_and_changes_nothing(testhosts, tmp_path):
     res = run_driver(
@@ -322,8 +343,13 @@ def test_clear_messages_for_common_slips(args, code, words, tmp_path):
 
 
 def test_a_closed_stdout_ends_quietly(tmp_path):
-    for _ in range(3):
-        assert run_driver(["train", "-d", HELLO], tmp_path).returncode == 0
+    assert run_driver(["train", "-d", HELLO], tmp_path).returncode == 0
+    # Enough records that `driver jobs` writes more than a pipe holds after `head` has gone.
+    record = next((tmp_path / "jobs").glob("*/job.json"))
+    for i in range(3000):
+        copy = tmp_path / "jobs" / f"20000101-000000-{i:06x}"
+        copy.mkdir()
+        (copy / "job.json").write_text(record.read_text().replace(record.parent.name, copy.name))
     env = driver_env(tmp_path)
     res = subprocess.run(
         f"{DRIVER} jobs | head -1", shell=True, capture_output=True, text=True, env=env, timeout=60
