@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driver.errors import BadValue, BadWorkdir, WorkdirTooBig
+from driver.job import contract
 
-# The same rules as training_job_stage_filters in roles/training_job/defaults/main.yml.
-FILTERS = (":-_.gitignore", ":-_.driverignore", "-_/.git/")
 _TOTAL = re.compile(r"Total file size: ([\d,.]+) bytes")
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -44,7 +43,7 @@ def measure(workdir: Path) -> int:
         "-a",
         "--dry-run",
         "--stats",
-        *(f"--filter={f}" for f in FILTERS),
+        *(f"--filter={f}" for f in contract.default("stage_filters")),  # the role's own rules
         f"{workdir}/",
         "/nonexistent",
     ]

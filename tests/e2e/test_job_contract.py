@@ -25,6 +25,14 @@ def host_processes(testhosts, host: str, needle: str) -> str:
     return testhosts.ssh(host, f"pgrep -af '[{needle[0]}]{needle[1:]}' || true").stdout.strip()
 
 
+def wait_for_the_end_on(testhosts, host: str, job: str) -> None:
+    """Wait until the job has written its exit code on the host (no driver looks at it)."""
+    deadline = time.monotonic() + 30
+    while "rc" not in testhosts.ssh(host, f"ls ~/.remote-trainer/jobs/{job}").stdout:
+        assert time.monotonic() < deadline, f"job {job} did not end on {host}"
+        time.sleep(0.3)
+
+
 # -- outputs are never lost ------------------------------------------------------------------------------
 def test_clean_keeps_outputs_not_yet_copied_back_unless_forced(testhosts, tmp_path):
     inv = ["-i", str(testhosts.inventory_path), "-l", "th2"]
@@ -33,12 +41,7 @@ def test_clean_keeps_outputs_not_yet_copied_back_unless_forced(testhosts, tmp_pa
     assert res.returncode == 0, res.stderr
     job = res.stdout.strip()
     # The job ends on the host; no driver has seen its end yet.
-    deadline = time.monotonic() + 30
-    while (
-        "rc" not in testhosts.ssh("th2", f"ls ~/.remote-trainer/jobs/{job}").stdout
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.3)
+    wait_for_the_end_on(testhosts, "th2", job)
     cleaned = run_driver(["clean", *inv, "--older-than", "0"], tmp_path)
     assert cleaned.returncode == 0, cleaned.stderr
     assert job in cleaned.stdout and "never copied back" in cleaned.stdout
@@ -56,12 +59,7 @@ def test_clean_force_removes_uncollected_outputs(testhosts, tmp_path):
     inv = ["-i", str(testhosts.inventory_path), "-l", "th2"]
     res = run_driver(["train", "-d", str(SCRIPTS / "writes_outputs.py"), *inv, "--", "x", "ok"], tmp_path)
     job = res.stdout.strip()
-    deadline = time.monotonic() + 30
-    while (
-        "rc" not in testhosts.ssh("th2", f"ls ~/.remote-trainer/jobs/{job}").stdout
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.3)
+    wait_for_the_end_on(testhosts, "th2", job)
     assert run_driver(["clean", *inv, "--older-than", "0", "--force"], tmp_path).returncode == 0
     assert not job_dirs(testhosts, "th2", job)
 
