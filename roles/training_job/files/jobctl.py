@@ -22,9 +22,10 @@ Job directory layout (mode 0700):
   JOB/work/          the script, the staged workdir, the script's cwd
 
 spec.json: {"argv": [...], "env": {...}, "cwd": "", "output": "outputs", "timeout": 0, "grace": 10,
-"collect": false}; only argv is required. timeout (seconds, 0 or absent: none) is enforced by the launcher
-itself, with or without a driver connected: SIGTERM to the job, SIGKILL after grace seconds (default 10),
-stop reason "timeout"; rc is the script's real status as always.
+"collect": false}; argv is required, and grace with a timeout (the job contract's defaults come from the
+training_job role, never from here). timeout (seconds, 0 or absent: none) is enforced by the launcher
+itself, with or without a driver connected: SIGTERM to the job, SIGKILL after grace seconds, stop reason
+"timeout"; rc is the script's real status as always.
 
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
   launch JOB                      start the script detached; print pid and pgid
@@ -57,7 +58,6 @@ _T0 = [0.0]  # monotonic time at which the launcher started: the timeout counts 
 CHECK_INTERVAL = 0.01  # seconds between checks of the log while long-polling
 COALESCE = 0.015  # once new bytes are seen, wait this long for more so that lines travel in batches
 END_GRACE = 2.0  # seconds left to stray processes of the job after the script itself exited
-DEFAULT_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the timeout fires and spec.json has no grace
 DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
 
 
@@ -247,7 +247,7 @@ def _wait_script(p, proc, spec, me):
         pass
     if not _create_once(p["stopped"], "timeout"):
         return proc.wait()  # a kill came first: its reaper finishes the job
-    grace = _spec_float(spec, "grace", DEFAULT_GRACE)
+    grace = _spec_float(spec, "grace", 0.0)  # present: cmd_launch checked it
     _signal_job(me, proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -264,6 +264,8 @@ def cmd_launch(job):
     with open(p["spec"]) as f:
         spec = json.load(f)
     os.unlink(p["spec"])  # env values stay on disk only as long as needed
+    if _spec_float(spec, "timeout", 0.0) > 0 and spec.get("grace") is None:
+        raise SystemExit("spec.json: a timeout needs its grace (seconds between SIGTERM and SIGKILL)")
     if spec.get("output"):
         os.makedirs(os.path.join(p["work"], spec["output"]), mode=0o700, exist_ok=True)
         _write_atomic(p["output"], spec["output"])
