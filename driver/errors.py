@@ -40,6 +40,7 @@ EXIT_CLUSTER_NOT_READY = 83
 EXIT_OUTPUTS_NOT_COPIED = 84
 EXIT_BAD_OUTPUT = 85
 EXIT_STAGE_FAILED = 86
+EXIT_STILL_RUNNING = 87
 
 # The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
 EXIT_CODES: tuple[tuple[str, str], ...] = (
@@ -79,6 +80,7 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("84", "the script succeeded but its outputs could not be copied back (they stay on the host)"),
     ("85", "invalid --output (empty, absolute, or outside the job's directory) or --output-dir"),
     ("86", "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)"),
+    ("87", "driver wait: the job still runs after --timeout (it goes on)"),
 )
 
 
@@ -205,6 +207,10 @@ class BadOutput(DriverError):
 
 class StageFailed(DriverError):
     exit_code = EXIT_STAGE_FAILED
+
+
+class StillRunning(DriverError):
+    exit_code = EXIT_STILL_RUNNING
 
 
 class Interrupted(DriverError):

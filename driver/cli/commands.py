@@ -6,6 +6,7 @@ wrapper (driver/cli/app.py) sets up logging and maps errors to exit codes.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from driver.cli.app import command, write_line
 from driver.cli.cluster import cluster, submit
 from driver.cli.options import hosts_options, requirements_from, requirements_options
-from driver.errors import EXIT_TIMEOUT
+from driver.errors import EXIT_TIMEOUT, DriverError
 from driver.execution.events import describe_report
 from driver.job import contract
 from driver.job.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
@@ -56,7 +57,7 @@ CONTROL_CODES = (
     "79",
     "84",
 )
-JOBS_CODES = (("0", "the jobs were listed"), "125")
+JOBS_CODES = (("0", "the jobs were listed"), "125", "64")
 CLEAN_CODES = (
     ("0", "the hosts were cleaned"),
     "125",
@@ -226,12 +227,41 @@ def _when(stamp: float | None) -> str:
 
 
 @command(name="jobs", codes=JOBS_CODES)
-def jobs_command() -> int:
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document on stdout (schemas/jobs.schema.json)."
+)
+@click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable), e.g. running.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the N newest jobs.")
+@click.option("--refresh", is_flag=True, help="Ask the hosts of each running job first (as `status` does).")
+@click.option("--prune", is_flag=True, help="Remove the local records of jobs ended --older-than ago.")
+@click.option("--older-than", default="30d", show_default=True, help="With --prune: age of the job's end.")
+def jobs_command(
+    as_json: bool, states: tuple[str, ...], last: int | None, refresh: bool, prune: bool, older_than: str
+) -> int:
     """List the jobs of this machine's driver (newest last); `driver status JOB` refreshes one."""
     from driver.job import store as jobs
+    from driver.ops import control
 
+    pruned = jobs.prune(parse_duration(older_than, "--older-than", allow_zero=True)) if prune else []
+    if refresh:
+        for record in jobs.all_records():
+            if record.running:
+                try:
+                    control.status(record.id)
+                except DriverError as exc:  # one job's hosts do not keep the others from being listed
+                    log.warning("%s: not refreshed: %s", record.id, exc.message)
+    records = [r for r in jobs.all_records() if not states or jobs.shown_state(r) in states]
+    records = records[-last:] if last else records
+    if as_json:
+        document: dict[str, Any] = {"jobs": [jobs.as_dict(r) for r in records]}
+        if prune:
+            document["pruned"] = pruned
+        write_line(json.dumps(document, indent=2))
+        return 0
+    if prune:
+        click.echo(f"removed {len(pruned)} job records", err=True)
     rows = [("JOB", "SCRIPT", "HOSTS", "STATE", "STARTED", "ENDED", "EXIT", "REASON")]
-    for r in jobs.all_records():
+    for r in records:
         code = "-" if r.exit_code is None else str(r.exit_code)
         hosts = ",".join(r.hosts) or "-"
         reason = (r.message or r.stopped or "").splitlines()[0] if (r.message or r.stopped) else ""
@@ -255,7 +285,10 @@ def jobs_command() -> int:
 
 @command(codes=CONTROL_CODES)
 @click.argument("job")
-def status(job: str) -> int:
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document on stdout (schemas/status.schema.json)."
+)
+def status(job: str, as_json: bool) -> int:
     """Ask the hosts how JOB is doing (running, ended with its exit code, or lost) and record it.
 
     A job that never started on a host is reported from its record.
@@ -265,23 +298,49 @@ def status(job: str) -> int:
     from driver.ops import control
 
     record, play = control.status(job)
-    write_line(
-        f"job {record.id}: {jobs.shown_state(record)}"
-        + (f", exit code {record.exit_code}" if record.exit_code is not None else "")
-        + (f": {record.message}" if record.message and play is None else "")
-    )
-    for o in sorted(play.outcomes if play else [], key=lambda o: o.host):
-        rc = "" if o.rc is None else f" (exit code {o.rc})"
-        why = f", stopped ({o.stopped})" if o.stopped else ""
+    outcomes = sorted(play.outcomes if play else [], key=lambda o: o.host)
+    if as_json:
+        hosts = [
+            {
+                "host": o.host,
+                "state": o.state,
+                "exit_code": o.rc,
+                "stopped": o.stopped,
+                "started": _float(o.result.get("rt_started")),
+                "ended": _float(o.result.get("rt_ended")),
+            }
+            for o in outcomes
+        ]
+        write_line(json.dumps({"job": jobs.as_dict(record), "hosts": hosts}, indent=2))
+    else:
         write_line(
-            f"  {o.host}: {o.state}{rc}{why}; started {_when(_float(o.result.get('rt_started')))}, "
-            f"ended {_when(_float(o.result.get('rt_ended')))}"
+            f"job {record.id}: {jobs.shown_state(record)}"
+            + (f", exit code {record.exit_code}" if record.exit_code is not None else "")
+            + (f": {record.message}" if record.message and play is None else "")
         )
-    if record.output_dir and record.outputs_synced:
-        write_line(f"  outputs: {record.output_dir}")
+        for o in outcomes:
+            rc = "" if o.rc is None else f" (exit code {o.rc})"
+            why = f", stopped ({o.stopped})" if o.stopped else ""
+            write_line(
+                f"  {o.host}: {o.state}{rc}{why}; started {_when(_float(o.result.get('rt_started')))}, "
+                f"ended {_when(_float(o.result.get('rt_ended')))}"
+            )
+        if record.output_dir and record.outputs_synced:
+            write_line(f"  outputs: {record.output_dir}")
     if play is not None:
         report_copy_errors(play.copy_errors, 0)
     return 0
+
+
+@command(codes=(*CONTROL_CODES, "87"))
+@click.argument("job")
+@click.option("--timeout", help="Give up after this long (exit 87; the job goes on).")
+def wait(job: str, timeout: str | None) -> int:
+    """Wait until JOB has ended (asking its hosts every 2 s) and exit with its exit code, like `logs -f`
+    without the log."""
+    from driver.ops import control
+
+    return control.wait(job, parse_duration(timeout, "--timeout") if timeout else None)
 
 
 @command(codes=CONTROL_CODES)
@@ -359,5 +418,5 @@ def _float(value: object) -> float | None:
         return None
 
 
-for _command in (train, provision, jobs_command, status, logs, cancel, clean, submit, cluster):
+for _command in (train, provision, jobs_command, status, wait, logs, cancel, clean, submit, cluster):
     main.add_command(_command)

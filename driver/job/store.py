@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,25 @@ class JobRecord:
     @property
     def running(self) -> bool:
         return self.state in RUNNING_STATES
+
+
+def as_dict(record: JobRecord) -> dict[str, Any]:
+    """The record as `--json` shows it (driver/cli/schemas/): its fields, with the state as shown."""
+    data = asdict(record)
+    data["state"] = shown_state(record)
+    return data
+
+
+def prune(older_than: float) -> list[str]:
+    """Remove the local records of jobs that ended at least older_than seconds ago; never a running one."""
+    removed = []
+    now = time.time()
+    for record in all_records():
+        if record.running or now - (record.ended or record.started) < older_than:
+            continue
+        shutil.rmtree(_dir(record.id), ignore_errors=True)
+        removed.append(record.id)
+    return removed
 
 
 def shown_state(record: JobRecord) -> str:

@@ -7,10 +7,10 @@ import logging
 import time
 from typing import Any
 
-from driver.errors import JobLost, JobMissing
+from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning
 from driver.execution import assets
 from driver.execution.events import HostOutcome
-from driver.execution.play import Play, first_nonzero, report_copy_errors
+from driver.execution.play import Play, first_nonzero, report_copy_errors, signals
 from driver.execution.relay import LineSink, Relay
 from driver.job import contract
 from driver.job import store as jobs
@@ -156,6 +156,42 @@ def print_local_copy(record: jobs.JobRecord, sink: LineSink, host: str | None) -
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             sink(prefix + line)
     return True
+
+
+def wait(job_id: str, timeout: float | None = None, every: float = 2.0) -> int:
+    """Wait until the job has ended (asking its hosts every `every` seconds); its exit code.
+
+    Raises StillRunning when it still runs after `timeout` seconds, JobLost when it was lost, and the
+    recorded error's code for a job that failed before it ran.
+    """
+    deadline = time.monotonic() + timeout if timeout else None
+    stop: list[str] = []
+    with signals(stop.append):
+        while True:
+            record, _ = status(job_id)
+            if not record.running or stop:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StillRunning(
+                    f"job {record.id} still runs after --timeout", hint=f"`driver wait {record.id}` again"
+                )
+            pause = every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+            end = time.monotonic() + pause
+            while time.monotonic() < end and not stop:
+                time.sleep(0.05)
+    if stop:
+        raise Interrupted(stop[0], f"interrupted ({stop[0]}); job {record.id} itself goes on")
+    if record.state == "lost":
+        raise JobLost(
+            f"job {record.id} was lost: it no longer runs and left no exit code",
+            hint="the host may have rebooted or the job was killed from outside",
+        )
+    if record.state in ("failed", "abandoned"):
+        raise DriverError(
+            f"job {record.id} never ran ({record.state})" + (f": {record.message}" if record.message else ""),
+            exit_code=record.exit_code or None,
+        )
+    return record.exit_code or 0
 
 
 def cancel(job_id: str, grace: float | None = None) -> tuple[jobs.JobRecord, bool]:

@@ -194,7 +194,8 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     try:
         job.raise_for_hosts()
     except Exception as exc:
-        jobs.update(record.id, state="failed", **{**ended, "message": str(exc)})
+        code = getattr(exc, "exit_code", None)
+        jobs.update(record.id, state="failed", exit_code=code, **{**ended, "message": str(exc)})
         raise
     failed = job.first_failure()
     if failed is not None and failed.state == "lost":

@@ -1,0 +1,114 @@
+"""Machine-readable output and waiting: `--json` documents valid against their schemas, job filters and
+pruning, `driver wait` exiting with the job's code."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+from driverproc import REPO, SCRIPTS, run_driver
+from referencing import Registry, Resource
+
+SCHEMAS = REPO / "driver" / "cli" / "schemas"
+HELLO = str(REPO / "examples" / "hello.py")
+
+
+def validate(document: dict, name: str) -> None:
+    resources = [
+        (p.name, Resource.from_contents(json.loads(p.read_text()))) for p in SCHEMAS.glob("*.schema.json")
+    ]
+    registry = Registry().with_resources([(f"remote-trainer/{n}", r) for n, r in resources] + resources)
+    schema = json.loads((SCHEMAS / name).read_text())
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(document)
+
+
+def detached(testhosts, tmp_path: Path, *args: str) -> str:
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    res = run_driver(["train", "-d", *args[:1], *inv, "--", *args[1:]], tmp_path)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def test_jobs_and_status_json_follow_their_schemas(testhosts, tmp_path):
+    tag = uuid.uuid4().hex
+    running = detached(testhosts, tmp_path, str(SCRIPTS / "sleeper.py"), tag)
+    failed = run_driver(["train", str(SCRIPTS / "exit_with.py"), "--", "3"], tmp_path)
+    assert failed.returncode == 3
+    try:
+        res = run_driver(["jobs", "--json"], tmp_path)
+        assert res.returncode == 0, res.stderr
+        document = json.loads(res.stdout)
+        validate(document, "jobs.schema.json")
+        states = {job["id"]: job["state"] for job in document["jobs"]}
+        assert states[running] == "running" and list(states.values()).count("ended") == 1
+        status = run_driver(["status", running, "--json"], tmp_path)
+        assert status.returncode == 0, status.stderr
+        document = json.loads(status.stdout)
+        validate(document, "status.schema.json")
+        assert document["job"]["id"] == running and document["hosts"][0]["host"] == "th1"
+        assert document["hosts"][0]["state"] == "running" and document["hosts"][0]["exit_code"] is None
+        only = json.loads(run_driver(["jobs", "--json", "--state", "running"], tmp_path).stdout)["jobs"]
+        assert [job["id"] for job in only] == [running]
+        newest = json.loads(run_driver(["jobs", "--json", "--last", "1"], tmp_path).stdout)["jobs"]
+        assert len(newest) == 1 and newest[0]["id"] != running
+    finally:
+        run_driver(["cancel", running, "--grace", "1s"], tmp_path)
+
+
+def test_jobs_refresh_asks_the_hosts(testhosts, tmp_path):
+    job = detached(testhosts, tmp_path, str(SCRIPTS / "exit_with.py"), "5")
+    time.sleep(2)  # it ends on the host; its record still says running
+    listed = json.loads(run_driver(["jobs", "--json"], tmp_path).stdout)["jobs"]
+    assert listed[0]["state"] == "running"
+    refreshed = json.loads(run_driver(["jobs", "--json", "--refresh"], tmp_path).stdout)["jobs"]
+    assert refreshed[0]["id"] == job
+    assert refreshed[0]["state"] == "ended" and refreshed[0]["exit_code"] == 5
+
+
+def test_prune_removes_old_records_and_keeps_running_ones(testhosts, tmp_path):
+    tag = uuid.uuid4().hex
+    running = detached(testhosts, tmp_path, str(SCRIPTS / "sleeper.py"), tag)
+    assert run_driver(["train", HELLO], tmp_path).returncode == 0
+    try:
+        kept = json.loads(run_driver(["jobs", "--json", "--prune"], tmp_path).stdout)
+        assert kept["pruned"] == [] and len(kept["jobs"]) == 2  # nothing is 30 days old
+        res = run_driver(["jobs", "--json", "--prune", "--older-than", "0"], tmp_path)
+        document = json.loads(res.stdout)
+        assert len(document["pruned"]) == 1 and [j["id"] for j in document["jobs"]] == [running]
+        validate(document, "jobs.schema.json")
+    finally:
+        run_driver(["cancel", running, "--grace", "1s"], tmp_path)
+
+
+def test_wait_exits_with_the_jobs_code(testhosts, tmp_path):
+    job = detached(testhosts, tmp_path, str(SCRIPTS / "counter.py"), "3", "0.5", "7")
+    started = time.monotonic()
+    res = run_driver(["wait", job], tmp_path)
+    assert res.returncode == 7, res.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_wait_timeout_leaves_the_job_running(testhosts, tmp_path):
+    tag = uuid.uuid4().hex
+    job = detached(testhosts, tmp_path, str(SCRIPTS / "sleeper.py"), tag)
+    try:
+        res = run_driver(["wait", job, "--timeout", "2s"], tmp_path)
+        assert res.returncode == 87, res.stderr
+        assert "still runs" in res.stderr
+        assert "running" in run_driver(["status", job], tmp_path).stdout
+    finally:
+        run_driver(["cancel", job, "--grace", "1s"], tmp_path)
+
+
+@pytest.mark.parametrize("code", [70])
+def test_wait_for_a_job_that_never_ran_exits_with_its_error(code, tmp_path):
+    inventory = tmp_path / "closed.ini"
+    inventory.write_text("gone ansible_host=127.0.0.1 ansible_port=1\n")
+    assert run_driver(["train", HELLO, "-i", str(inventory)], tmp_path).returncode == code
+    res = run_driver(["wait", "last"], tmp_path)
+    assert res.returncode == code, res.stderr
+    assert "never ran" in res.stderr
