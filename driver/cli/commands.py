@@ -183,6 +183,7 @@ def train(**params: Any) -> int:
         nproc_per_node=parse_nproc(params["nproc_per_node"], params["launcher"]),
         master_port=params["master_port"],
     )
+    started = time.monotonic()
     result = run_train(spec, write_line, accept_new_host_keys=params["accept_new_host_keys"])
     if result.detached:
         write_line(result.job_id)
@@ -193,10 +194,34 @@ def train(**params: Any) -> int:
             f"(exit {EXIT_TIMEOUT})",
             err=True,
         )
+    for line in summary(result, time.monotonic() - started):
+        click.echo(line, err=True)
+    return result.exit_code
+
+
+WHY = {"timeout": "stopped by --timeout", "SIGINT": "cancelled (Ctrl+C)", "SIGTERM": "cancelled (SIGTERM)"}
+
+
+def summary(result: Any, wall: float) -> list[str]:
+    """The end of a foreground `train` on stderr: why it ended, each host's code and time, the outputs."""
+    if result.stopped in WHY:
+        why = WHY[result.stopped]
+    elif result.stopped == "cancelled":
+        why = "cancelled (driver cancel)"
+    else:
+        why = "succeeded" if result.exit_code == 0 else f"failed (exit code {result.exit_code})"
+    lines = [f"job {result.job_id}: {why} in {wall:.1f} s"]
+    for o in sorted(result.outcomes, key=lambda o: o.host):
+        took = ""
+        began, ended = _float(o.result.get("rt_started")), _float(o.result.get("rt_ended"))
+        if began is not None and ended is not None:
+            took = f", ran {ended - began:.1f} s"
+        code = "not started" if o.state == "not_started" else f"exit code {o.rc}"
+        lines.append(f"  {o.host}: {code}{took}")
     outputs = Path(result.output_dir) if result.output_dir else None
     if outputs is not None and any(p.is_dir() and any(p.iterdir()) for p in outputs.glob("*")):
-        click.echo(f"job {result.job_id}: outputs in {outputs}/<host>/", err=True)
-    return result.exit_code
+        lines.append(f"  outputs: {outputs}/<host>/")
+    return lines
 
 
 @command(codes=PROVISION_CODES)
@@ -347,7 +372,8 @@ def wait(job: str, timeout: str | None) -> int:
 @click.argument("job")
 @click.option("-f", "--follow", is_flag=True, help="Keep following until the job ends; exit with its code.")
 @click.option("--host", help="Only this host's log.")
-def logs(job: str, follow: bool, host: str | None) -> int:
+@click.option("-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of the log so far.")
+def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
     """Print JOB's log from the start, from every host (prefixed with the host when several).
 
     With -f, follow it live until the job ends, then exit with the job's exit code. It works from any
@@ -357,7 +383,7 @@ def logs(job: str, follow: bool, host: str | None) -> int:
     """
     from driver.ops import control
 
-    return control.logs(job, write_line, follow=follow, host=host)
+    return control.logs(job, write_line, follow=follow, host=host, tail=tail)
 
 
 @command(codes=CONTROL_CODES)

@@ -3,11 +3,12 @@ clean.yml, run the one way (driver/execution/play.py)."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import Any
 
-from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning
+from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning, UsageError
 from driver.execution import assets
 from driver.execution.events import HostOutcome
 from driver.execution.play import Play, first_nonzero, report_copy_errors, signals
@@ -112,8 +113,21 @@ def status(job_id: str) -> tuple[jobs.JobRecord, Play | None]:
     return jobs.load(record.id), play
 
 
-def logs(job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None) -> int:
-    """Print the job's log from the start; with follow, until the job ends. Returns the exit code to use."""
+def logs(
+    job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None, tail: int | None = None
+) -> int:
+    """Print the job's log from the start (or its last `tail` lines); with follow, until the job ends.
+
+    Returns the exit code to use.
+    """
+    if tail is not None:
+        if follow:
+            raise UsageError("--tail and --follow together are not supported", hint="use one of them")
+        last: collections.deque[str] = collections.deque(maxlen=tail)
+        code = logs(job_id, last.append, host=host)
+        for line in last:
+            sink(line)
+        return code
     record = jobs.resolve(job_id)
     if host is not None and record.hosts and host not in record.hosts:
         raise JobMissing(

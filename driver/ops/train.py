@@ -67,7 +67,7 @@ class _Job(Play):
             if item.stopped:
                 log.info("[%s] the job was stopped (%s); exit code %s", item.host, item.stopped, item.rc)
             elif item.rc:
-                log.warning("[%s] the script exited with code %s", item.host, item.rc)
+                log.info("[%s] the script exited with code %s", item.host, item.rc)
         elif isinstance(item, HostReport):
             log.info("[%s] %s", item.host, describe_report(item.report))
             if lacks_rsync(item.report):

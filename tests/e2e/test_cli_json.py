@@ -112,3 +112,28 @@ def test_wait_for_a_job_that_never_ran_exits_with_its_error(code, tmp_path):
     res = run_driver(["wait", "last"], tmp_path)
     assert res.returncode == code, res.stderr
     assert "never ran" in res.stderr
+
+
+def test_the_summary_says_why_a_job_ended_and_where_the_outputs_are(testhosts, tmp_path):
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    failed = run_driver(["train", str(SCRIPTS / "writes_outputs.py"), *inv, "--", "s", "fail"], tmp_path)
+    assert failed.returncode == 4
+    lines = failed.stderr.splitlines()
+    assert "failed (exit code 4) in" in lines[0]
+    assert lines[1].startswith("  th1: exit code 4, ran ")
+    assert lines[2] == f"  outputs: {tmp_path / 'jobs'}/{lines[0].split()[1].rstrip(':')}/outputs/<host>/"
+    timed = run_driver(
+        ["train", str(SCRIPTS / "sleeper.py"), *inv, "--timeout", "2s", "--grace", "1s", "--", "t"], tmp_path
+    )
+    assert timed.returncode == 124
+    assert "reached --timeout 2s" in timed.stderr and "stopped by --timeout in" in timed.stderr
+
+
+def test_logs_tail(testhosts, tmp_path):
+    job = detached(testhosts, tmp_path, str(SCRIPTS / "counter.py"), "20", "0", "0")
+    assert run_driver(["wait", job], tmp_path).returncode == 0
+    res = run_driver(["logs", job, "--tail", "3"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["line 18", "line 19", "end"]
+    both = run_driver(["logs", job, "--tail", "3", "-f"], tmp_path)
+    assert both.returncode == 2 and "--tail and --follow" in both.stderr

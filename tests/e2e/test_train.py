@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import uuid
@@ -27,7 +28,11 @@ def test_hello_on_this_machine(tmp_path):
     lines = res.stdout.splitlines()
     assert lines[0].startswith("hello from ")
     assert lines[-1] == "done"
-    assert res.stderr == ""
+    # stderr holds only the summary: why it ended, each host's code and time.
+    summary = res.stderr.splitlines()
+    assert re.fullmatch(r"job \d{8}-\d{6}-[0-9a-f]{6}: succeeded in \d+\.\d s", summary[0]), res.stderr
+    assert re.fullmatch(r"  localhost: exit code 0, ran \d+\.\d s", summary[1]), res.stderr
+    assert len(summary) == 2
 
 
 def test_hello_on_a_container_host(testhosts, tmp_path):
@@ -306,7 +311,7 @@ def test_python_that_does_not_exist(testhosts, tmp_path):
 
 def test_verbose_shows_ansible_events_and_default_output_is_only_the_script(testhosts, tmp_path):
     quiet = run_driver(["train", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path)
-    assert quiet.stderr == ""
+    assert [line.split(":")[0] for line in quiet.stderr.splitlines()][1:] == ["  th1"]  # the summary alone
     loud = run_driver(["train", "-v", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path)
     assert loud.returncode == 0
     assert loud.stdout == quiet.stdout  # the script's lines, and only them, on stdout
