@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from driver.cli.app import command, write_line
+from driver.cli.config import envvar
 from driver.errors import ClusterNotReady
 from driver.job.spec import parse_duration, parse_env
 
@@ -52,7 +53,14 @@ def _train_only_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("script", type=click.Path(path_type=Path))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--name", help="TrainJob name (default: random, like the Kubeflow SDK's).")
-@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the TrainJob.")
+@click.option(
+    "-n",
+    "--namespace",
+    default="default",
+    show_default=True,
+    envvar=envvar("namespace"),
+    help="Namespace of the TrainJob.",
+)
 @click.option(
     "-e", "--env", "env", multiple=True, metavar="K=V", help="Environment variable (stored in the TrainJob)."
 )
@@ -69,7 +77,7 @@ def _train_only_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--keep-on-interrupt", is_flag=True, help="With --follow: Ctrl+C stops following, the TrainJob goes on."
 )
-@click.option("--context", help="kubeconfig context (default: the current one).")
+@click.option("--context", envvar=envvar("context"), help="kubeconfig context (default: the current one).")
 @click.option("--dry-run", is_flag=True, help="Print the TrainJob as YAML instead of creating it.")
 @_train_only_options
 def submit(**params: Any) -> int:
@@ -122,7 +130,7 @@ def cluster() -> None:
 
 @command(name="status", codes=CLUSTER_CODES)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the TrainJobs.")
-@click.option("--context", help="kubeconfig context (default: the current one).")
+@click.option("--context", envvar=envvar("context"), help="kubeconfig context (default: the current one).")
 def cluster_status(namespace: str, context: str | None) -> int:
     """Show what is installed and ready; exit 83 when something is missing."""
     from driver.cluster import status as checking

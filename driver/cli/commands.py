@@ -16,8 +16,10 @@ import click
 
 from driver.cli.app import command, write_line
 from driver.cli.cluster import cluster, submit
+from driver.cli.complete import complete_jobs
+from driver.cli.config import envvar
 from driver.cli.options import hosts_options, requirements_from, requirements_options
-from driver.errors import EXIT_TIMEOUT, DriverError
+from driver.errors import EXIT_TIMEOUT, DriverError, UsageError
 from driver.execution.events import describe_report
 from driver.job import contract
 from driver.job.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
@@ -79,8 +81,23 @@ def _seconds(value: object) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="remote-trainer")
-def main() -> None:
-    """remote-trainer: run training scripts on machines outside a Kubernetes cluster."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """remote-trainer: run training scripts on machines outside a Kubernetes cluster.
+
+    Defaults for options come from the environment (REMOTE_TRAINER_INVENTORY, ...) and the config file
+    (~/.config/remote-trainer/config.toml or $REMOTE_TRAINER_CONFIG); the command line wins. `driver config
+    show` prints what is in effect. Shell completion: `driver completion bash|zsh|fish`.
+    """
+    from driver.cli import config
+
+    try:
+        loaded = config.load()
+    except DriverError as exc:
+        click.echo(f"error: {exc.message}\nhint: {exc.hint}", err=True)
+        ctx.exit(exc.exit_code)
+    commands = {n: {p.name for p in c.params if p.name and p.expose_value} for n, c in main.commands.items()}
+    ctx.default_map = config.default_map(loaded, commands)
 
 
 class _TrainCommand(click.Command):
@@ -129,12 +146,19 @@ class _TrainCommand(click.Command):
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path),
+    envvar=envvar("output_dir"),
     help="Local directory for the outputs (<host>/...; default: the job's state directory).",
 )
 @click.option(
     "--sync-every", metavar="DURATION", help="Also bring the outputs back this often while it runs."
 )
-@click.option("--max-workdir-size", default="2G", show_default=True, help="Refuse a larger --workdir.")
+@click.option(
+    "--max-workdir-size",
+    default="2G",
+    show_default=True,
+    envvar=envvar("max_workdir_size"),
+    help="Refuse a larger --workdir.",
+)
 @click.option("--nodes", help="One job over N matched hosts (or 'all'): NODE_RANK, NNODES, MASTER_ADDR...")
 @click.option(
     "--launcher", type=click.Choice(["torchrun"]), help="Start the script under torchrun on each node."
@@ -309,7 +333,7 @@ def jobs_command(
 
 
 @command(codes=CONTROL_CODES)
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON document on stdout (schemas/status.schema.json)."
 )
@@ -358,7 +382,7 @@ def status(job: str, as_json: bool) -> int:
 
 
 @command(codes=(*CONTROL_CODES, "87"))
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @click.option("--timeout", help="Give up after this long (exit 87; the job goes on).")
 def wait(job: str, timeout: str | None) -> int:
     """Wait until JOB has ended (asking its hosts every 2 s) and exit with its exit code, like `logs -f`
@@ -369,7 +393,7 @@ def wait(job: str, timeout: str | None) -> int:
 
 
 @command(codes=CONTROL_CODES)
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @click.option("-f", "--follow", is_flag=True, help="Keep following until the job ends; exit with its code.")
 @click.option("--host", help="Only this host's log.")
 @click.option("-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of the log so far.")
@@ -387,7 +411,7 @@ def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
 
 
 @command(codes=CONTROL_CODES)
-@click.argument("job")
+@click.argument("job", shell_complete=complete_jobs)
 @click.option(
     "--grace",
     help=f"Time between SIGTERM and SIGKILL (default: {_seconds(contract.default('grace', 'control'))}).",
@@ -437,6 +461,61 @@ def clean(**params: Any) -> int:
     return 0
 
 
+@click.group(name="config")
+def config_group() -> None:
+    """The defaults in effect: environment (REMOTE_TRAINER_*) and config file, under the command line."""
+
+
+@command(name="show", codes=(("0", "the settings were shown"), "2"))
+@click.option(
+    "--command", "for_command", default="train", show_default=True, help="The command to show them for."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def config_show(for_command: str, as_json: bool) -> int:
+    """Print each setting in effect for a command, its value and where it comes from."""
+    from driver.cli import config
+
+    loaded = config.load()
+    command_obj = main.commands.get(for_command)
+    if command_obj is None:
+        raise UsageError(f"no command {for_command!r}", hint=f"commands: {', '.join(sorted(main.commands))}")
+    params = {p.name: p for p in command_obj.params if p.name in config.SETTINGS and p.expose_value}
+    shown = {}
+    for name, param in sorted(params.items()):
+        plain = param.default if isinstance(param.default, str | int | float | bool) else None  # not UNSET
+        value, source = config.effective(loaded, for_command, name, plain)
+        shown[name] = {"value": value, "source": source, "env": config.envvar(name)}
+    if as_json:
+        write_line(json.dumps({"config_file": str(loaded.path), "command": for_command, "settings": shown}))
+        return 0
+    exists = "" if loaded.path.is_file() else " (none)"
+    write_line(f"config file: {loaded.path}{exists}")
+    for name, got in shown.items():
+        write_line(f"{name} = {json.dumps(got['value'])}  # {got['source']}")
+    return 0
+
+
+config_group.add_command(config_show)
+
+
+@command(name="completion", codes=(("0", "the script was printed"), "2"))
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the completion script for SHELL (click's): job ids, inventory hosts, options.
+
+    \b
+    bash:  eval "$(driver completion bash)"     (e.g. in ~/.bashrc)
+    zsh:   eval "$(driver completion zsh)"      (e.g. in ~/.zshrc)
+    fish:  driver completion fish > ~/.config/fish/completions/driver.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    write_line(cls(main, {}, "driver", "_DRIVER_COMPLETE").source())
+    return 0
+
+
 def _float(value: object) -> float | None:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -444,5 +523,18 @@ def _float(value: object) -> float | None:
         return None
 
 
-for _command in (train, provision, jobs_command, status, wait, logs, cancel, clean, submit, cluster):
+for _command in (
+    train,
+    provision,
+    jobs_command,
+    status,
+    wait,
+    logs,
+    cancel,
+    clean,
+    submit,
+    cluster,
+    config_group,
+    completion,
+):
     main.add_command(_command)

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from driver.cli.complete import complete_hosts, complete_paths
+from driver.cli.config import envvar
 from driver.job.spec import Requirements
 
 F = Callable[..., Any]
@@ -24,18 +26,34 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 hosts_options = _stack(
     click.option(
-        "-i", "--inventory", help="Ansible inventory: file, directory or comma list. Default: this machine."
+        "-i",
+        "--inventory",
+        envvar=envvar("inventory"),
+        shell_complete=complete_paths,
+        help="Ansible inventory: file, directory or comma list. Default: this machine.",
     ),
-    click.option("-l", "--limit", help="Host pattern selecting the inventory hosts."),
+    click.option(
+        "-l",
+        "--limit",
+        envvar=envvar("limit"),
+        shell_complete=complete_hosts,
+        help="Host pattern selecting the inventory hosts.",
+    ),
     click.option(
         "--accept-new-host-keys",
         is_flag=True,
+        envvar=envvar("accept_new_host_keys"),
         help="Accept and remember the key of a host not yet in known_hosts (a changed key still fails).",
     ),
 )
 
 requirements_options = _stack(
-    click.option("--python", "python", help="Interpreter on the host (default: the newest python3 >= 3.9)."),
+    click.option(
+        "--python",
+        "python",
+        envvar=envvar("python"),
+        help="Interpreter on the host (default: the newest python3 >= 3.9).",
+    ),
     click.option(
         "-r",
         "--requirements",
@@ -48,7 +66,7 @@ requirements_options = _stack(
         type=click.Choice(["virtualenv", "system"]),
         help="Install into a cached venv (default) or for the user into the system python.",
     ),
-    click.option("--index-url", help="pip --index-url for the host."),
+    click.option("--index-url", envvar=envvar("index_url"), help="pip --index-url for the host."),
     click.option(
         "--extra-index-url", "extra_index_urls", multiple=True, help="pip --extra-index-url (repeatable)."
     ),
