@@ -59,7 +59,7 @@ test-cluster: install images wheelhouse modules kube-build  ## The cluster tests
 
 # Scenarios that run on this kind of machine without a cluster; kubeflow_trainer runs in test-cluster against
 # the single-node cluster, minikube (a Docker engine) in the cluster workflow (.github/workflows/cluster.yml).
-SCENARIOS ?= remote_host training_job runner_image remote_runtime
+SCENARIOS ?= default remote_host training_job runner_image remote_runtime
 
 molecule: install images wheelhouse  ## molecule test for every scenario that runs here (SCENARIOS=...).
 	for s in $(SCENARIOS); do PATH=$(TEST_PATH) $(BIN)/molecule test -s $$s || exit 1; done

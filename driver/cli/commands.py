@@ -60,6 +60,7 @@ CONTROL_CODES = (
     "84",
 )
 JOBS_CODES = (("0", "the jobs were listed"), "125", "64")
+CACHE_CODES = (("0", "done"), "125", ("130", "interrupted (Ctrl+C)"), "2", "64", "68", "69", "70", "71", "72")
 CLEAN_CODES = (
     ("0", "the hosts were cleaned"),
     "125",
@@ -461,6 +462,64 @@ def clean(**params: Any) -> int:
     return 0
 
 
+@click.group(name="cache")
+def cache_group() -> None:
+    """The requirement sets (venvs) cached on the hosts by provisioning."""
+
+
+@command(name="list", codes=CACHE_CODES)
+@hosts_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def cache_list(**params: Any) -> int:
+    """Each host's cached sets: their packages, size, last use, and the running jobs that use them."""
+    from driver.ops import cache
+
+    found = cache.list_sets(params["inventory"], params["limit"])
+    if params["as_json"]:
+        write_line(json.dumps({"hosts": found}, indent=2))
+        return 0
+    for host in sorted(found):
+        sets = found[host]
+        total = sum(s["kb"] for s in sets) / 1024
+        write_line(f"{host}: {len(sets)} sets, {total:.1f} MiB")
+        for s in sorted(sets, key=lambda s: s["last_used"], reverse=True):
+            packages = ", ".join(s["requirements"][:6]) + (", ..." if len(s["requirements"]) > 6 else "")
+            using = f"; used by {', '.join(s['in_use'])}" if s["in_use"] else ""
+            write_line(
+                f"  {s['key']}  {s['kb'] / 1024:8.1f} MiB  last used {_when(s['last_used'])}  "
+                f"{packages or '-'}{using}"
+            )
+    return 0
+
+
+@command(name="prune", codes=CACHE_CODES)
+@hosts_options
+@click.option("--older-than", default="7d", show_default=True, help="Only sets last used this long ago.")
+@click.option(
+    "--keep", type=click.IntRange(min=0), default=0, show_default=True, help="Keep the N newest sets."
+)
+def cache_prune(**params: Any) -> int:
+    """Remove the cached sets that no running job uses, last used --older-than ago, beyond --keep N.
+
+    A set a running job uses is never removed; nor one being built right now.
+    """
+    from driver.ops import cache
+
+    age = parse_duration(params["older_than"], "--older-than", allow_zero=True)
+    done = cache.evict(params["inventory"], params["limit"], age, params["keep"])
+    for host in sorted(done):
+        got = done[host]
+        write_line(
+            f"{host}: removed {len(got.get('removed', []))} sets ({got.get('kb', 0) / 1024:.1f} MiB), "
+            f"kept {len(got.get('kept', []))}"
+        )
+    return 0
+
+
+cache_group.add_command(cache_list)
+cache_group.add_command(cache_prune)
+
+
 @click.group(name="config")
 def config_group() -> None:
     """The defaults in effect: environment (REMOTE_TRAINER_*) and config file, under the command line."""
@@ -534,6 +593,7 @@ for _command in (
     clean,
     submit,
     cluster,
+    cache_group,
     config_group,
     completion,
 ):

@@ -174,6 +174,8 @@ def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | Non
         return HostReport(host, facts["remote_host_report"])
     if facts.get("remote_host_pruned"):
         return HostReport(host, {"pruned": facts["remote_host_pruned"]})
+    if facts.get("remote_host_cache"):
+        return HostReport(host, {"cache": facts["remote_host_cache"]})
     return None
 
 

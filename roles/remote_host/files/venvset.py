@@ -6,6 +6,12 @@
         run built it) or "installed" last; pip's own lines before.
     python - prune CACHE
         Remove the venvs without a ready mark whose lock is free; prints {"venvs": [...], "kb": N}.
+    python - list CACHE JOBS_ROOT
+        The ready sets: key, requirements, size, creation and last use, and the running jobs that use
+        them (jobctl.py marks a set's last use, and records a job's python, at each launch); JSON.
+    python - evict CACHE JOBS_ROOT OLDER_THAN KEEP
+        Remove ready sets that no running job uses, last used OLDER_THAN seconds ago or more, beyond
+        the KEEP most recently used ones (under each set's lock; a set being built is left alone).
 
 The lock is an flock on CACHE/locks/KEY.lock held by this process: the kernel releases it when the process
 ends, however it ends (a driver interrupted, a connection dropped, a host rebooted), so a later run never
@@ -105,11 +111,94 @@ def prune(cache):
     return 0
 
 
+def _running_pythons(jobs_root):
+    """job id -> the python a running job was started with (JOB/.rt/python, written at its launch)."""
+    found = {}
+    names = sorted(os.listdir(jobs_root)) if os.path.isdir(jobs_root) else []
+    for name in names:
+        rt = os.path.join(jobs_root, name, ".rt")
+        if os.path.exists(os.path.join(jobs_root, name, "rc")):
+            continue
+        try:
+            with open(os.path.join(rt, "launcher.pid")) as f:
+                os.kill(int(f.read().strip()), 0)
+            with open(os.path.join(rt, "python")) as f:
+                found[name] = f.read().strip()
+        except (OSError, ValueError):
+            continue  # ended, lost, or started by a version that did not record its python
+    return found
+
+
+def _sets(cache, jobs_root):
+    venvs = os.path.join(cache, "venvs")
+    running = _running_pythons(jobs_root)
+    sets = []
+    for key in sorted(os.listdir(venvs)) if os.path.isdir(venvs) else []:
+        venv = os.path.join(venvs, key)
+        ready = os.path.join(venv, ".ready")
+        if not os.path.isdir(venv) or not os.path.exists(ready):
+            continue
+        created = os.path.getmtime(ready)
+        used = os.path.join(venv, ".last-used")
+        try:
+            with open(venv + ".txt") as f:
+                requirements = [line.strip() for line in f if line.strip()]
+        except OSError:
+            requirements = []
+        prefix = venv + os.sep
+        sets.append(
+            {
+                "key": key,
+                "venv": venv,
+                "requirements": requirements,
+                "kb": _size_kb(venv),
+                "created": created,
+                "last_used": os.path.getmtime(used) if os.path.exists(used) else created,
+                "in_use": sorted(job for job, python in running.items() if python.startswith(prefix)),
+            }
+        )
+    return sets
+
+
+def list_sets(cache, jobs_root):
+    print(json.dumps({"sets": _sets(cache, jobs_root)}))
+    return 0
+
+
+def evict(cache, jobs_root, older_than, keep):
+    """Remove the ready sets that no running job uses, older than older_than, beyond the keep newest."""
+    sets = sorted(_sets(cache, jobs_root), key=lambda s: s["last_used"], reverse=True)
+    removed, kept, kb = [], [], 0
+    now = time.time()
+    for rank, found in enumerate(sets):
+        if found["in_use"] or rank < keep or now - found["last_used"] < older_than:
+            kept.append(found["key"])
+            continue
+        lock = _lock(os.path.join(cache, "locks", found["key"] + ".lock"), 0)
+        if lock is None:
+            kept.append(found["key"])  # being rebuilt right now
+            continue
+        try:
+            shutil.rmtree(found["venv"], ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.remove(found["venv"] + ".txt")
+            removed.append(found["key"])
+            kb += found["kb"]
+        finally:
+            lock.close()
+    print(json.dumps({"removed": removed, "kept": kept, "kb": kb}))
+    return 0
+
+
 def main(argv):
     if argv[1] == "build":
         return build(json.loads(argv[2]))
     if argv[1] == "prune":
         return prune(os.path.expanduser(argv[2]))
+    if argv[1] == "list":
+        return list_sets(os.path.expanduser(argv[2]), os.path.expanduser(argv[3]))
+    if argv[1] == "evict":
+        return evict(os.path.expanduser(argv[2]), os.path.expanduser(argv[3]), float(argv[4]), int(argv[5]))
     raise SystemExit(f"unknown command {argv[1]!r}")
 
 

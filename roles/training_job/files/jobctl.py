@@ -11,6 +11,7 @@ Job directory layout (mode 0700):
   JOB/.rt/launcher.pid  pid of the launcher (session leader; waits for the script, enforces the timeout,
                      writes rc)
   JOB/.rt/pgid       process group of the script
+  JOB/.rt/python     the python the script was started with (a cached venv's marks its .last-used)
   JOB/.rt/started    start time (epoch seconds); JOB/.rt/ended: end time
   JOB/.rt/output     the output directory (relative to work/), when the spec names one
   JOB/.rt/stopped    why the job was stopped (one word: "timeout", or the reason given to `kill`); the
@@ -258,6 +259,16 @@ def _wait_script(p, proc, spec, me):
     return proc.wait()
 
 
+def _mark_python(p, python):
+    """Record the job's python; when it is a cached venv's (remote_host), mark the venv's last use, so that
+    `venvset.py evict` knows which sets running jobs use and which were used last."""
+    _write_atomic(os.path.join(p["rt"], "python"), os.path.abspath(os.path.expanduser(python)))
+    venv = os.path.dirname(os.path.dirname(os.path.expanduser(python)))
+    if os.path.exists(os.path.join(venv, ".ready")):
+        with contextlib.suppress(OSError), open(os.path.join(venv, ".last-used"), "w") as f:
+            f.write(f"{time.time():.3f}\n")
+
+
 def cmd_launch(job):
     p = _paths(job)
     os.makedirs(p["work"], mode=0o700, exist_ok=True)
@@ -271,6 +282,7 @@ def cmd_launch(job):
         _write_atomic(p["output"], spec["output"])
     if spec.get("collect"):
         _write_atomic(p["collect"], "1")
+    _mark_python(p, spec["argv"][0])
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
