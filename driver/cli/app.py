@@ -17,18 +17,19 @@ from typing import Any, NoReturn
 import click
 
 from driver.errors import EXIT_CODES, DriverError
+from driver.execution.events import NOTICE
 
 log = logging.getLogger("driver")
 
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        prefix = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
         return f"{prefix}{record.getMessage()}"
 
 
 def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    level = NOTICE if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     root = logging.getLogger("driver")

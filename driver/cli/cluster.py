@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -131,12 +132,17 @@ def cluster() -> None:
 @command(name="status", codes=CLUSTER_CODES)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of the TrainJobs.")
 @click.option("--context", envvar=envvar("context"), help="kubeconfig context (default: the current one).")
-def cluster_status(namespace: str, context: str | None) -> int:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the checks.")
+def cluster_status(namespace: str, context: str | None, as_json: bool) -> int:
     """Show what is installed and ready; exit 83 when something is missing."""
     from driver.cluster import status as checking
 
     checks = checking.status(namespace, context)
-    for check in checks:
+    if as_json:
+        ready = all(check.ok for check in checks)
+        found = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+        write_line(json.dumps({"ready": ready, "checks": found}, indent=2))
+    for check in checks if not as_json else []:
         write_line(f"{'ok' if check.ok else 'MISSING':8s} {check.name}: {check.detail}")
     if not all(check.ok for check in checks):
         raise ClusterNotReady(

@@ -174,6 +174,12 @@ class _TrainCommand(click.Command):
     type=int,
     help=f"Rendezvous port on rank 0 (default: {contract.default('master_port')}).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="At the end, one JSON document on stdout (schemas/train.schema.json); the script output: stderr.",
+)
 def train(**params: Any) -> int:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
@@ -209,9 +215,14 @@ def train(**params: Any) -> int:
         master_port=params["master_port"],
     )
     started = time.monotonic()
-    result = run_train(spec, write_line, accept_new_host_keys=params["accept_new_host_keys"])
+    as_json = params["as_json"]
+    relay = (lambda line: click.echo(line, err=True)) if as_json else write_line
+    result = run_train(spec, relay, accept_new_host_keys=params["accept_new_host_keys"])
+    if as_json:
+        write_line(json.dumps(train_document(result, time.monotonic() - started), indent=2))
     if result.detached:
-        write_line(result.job_id)
+        if not as_json:
+            write_line(result.job_id)
         return 0
     if result.exit_code == EXIT_TIMEOUT and result.stopped == "timeout":
         click.echo(
@@ -225,6 +236,38 @@ def train(**params: Any) -> int:
 
 
 WHY = {"timeout": "stopped by --timeout", "SIGINT": "cancelled (Ctrl+C)", "SIGTERM": "cancelled (SIGTERM)"}
+
+
+def why_ended(result: Any) -> str:
+    if result.detached:
+        return "detached"
+    if result.stopped in ("timeout", "SIGINT", "SIGTERM", "cancelled"):
+        return "timeout" if result.stopped == "timeout" else "cancelled"
+    return "success" if result.exit_code == 0 else "failure"
+
+
+def train_document(result: Any, wall: float) -> dict[str, Any]:
+    """The end of `train --json` (driver/cli/schemas/train.schema.json)."""
+    outputs = Path(result.output_dir) if result.output_dir else None
+    has_outputs = outputs is not None and any(p.is_dir() and any(p.iterdir()) for p in outputs.glob("*"))
+    return {
+        "job": result.job_id,
+        "exit_code": result.exit_code,
+        "ended": why_ended(result),
+        "stopped": result.stopped,
+        "seconds": round(wall, 3),
+        "hosts": [
+            {
+                "host": o.host,
+                "state": o.state,
+                "exit_code": o.rc,
+                "started": _float(o.result.get("rt_started")),
+                "ended": _float(o.result.get("rt_ended")),
+            }
+            for o in sorted(result.outcomes, key=lambda o: o.host)
+        ],
+        "outputs": str(outputs) if has_outputs else None,
+    }
 
 
 def summary(result: Any, wall: float) -> list[str]:
@@ -252,6 +295,7 @@ def summary(result: Any, wall: float) -> list[str]:
 @command(codes=PROVISION_CODES)
 @hosts_options
 @requirements_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: each host's report.")
 def provision(**params: Any) -> int:
     """Prepare the inventory hosts to run scripts: a python, and the requirements in a cached venv.
 
@@ -267,6 +311,9 @@ def provision(**params: Any) -> int:
         limit=params["limit"],
         accept_new_host_keys=params["accept_new_host_keys"],
     )
+    if params["as_json"]:
+        write_line(json.dumps({"hosts": reports}, indent=2, sort_keys=True))
+        return 0
     for host in sorted(reports):
         write_line(f"{host}: {describe_report(reports[host])}")
     return 0

@@ -24,6 +24,10 @@ from driver.errors import (
 
 log = logging.getLogger("driver.ansible")
 
+# Progress of long steps: shown by default (between INFO, shown with -v, and WARNING).
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
 # Must match RELAY_MARKER in roles/training_job/action_plugins/training_job.py.
 RELAY_MARKER = "@@remote-trainer-relay@@"
 
@@ -69,6 +73,26 @@ class NoHosts:
 
 
 @dataclass
+class Progress:
+    """A long step begins on a host (e.g. a venv is built): one line for the user, at once."""
+
+    host: str
+    text: str
+
+
+def plan_progress(host: str, plan: dict[str, Any]) -> Progress | None:
+    """What the remote_host role is about to do, from its plan (remote_host__plan): only a real install."""
+    if not plan.get("install") or plan.get("ready"):
+        return None
+    wanted = [line for line in str(plan.get("requirements", "")).splitlines() if not line.startswith("-")]
+    names = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")
+    where = f"a new venv {plan['venv']}" if plan.get("uses_venv") else "the user's site-packages"
+    return Progress(
+        host, f"installing {len(wanted)} requirements ({names}) into {where}; this can take a while"
+    )
+
+
+@dataclass
 class HostReport:
     """What the remote_host role found and did on one host (its remote_host_report fact)."""
 
@@ -108,7 +132,7 @@ class Translator:
 
     def translate(
         self, event: dict[str, Any]
-    ) -> Output | Launched | HostOutcome | HostReport | NoHosts | None:
+    ) -> Output | Launched | HostOutcome | HostReport | NoHosts | Progress | None:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if kind == "verbose":
@@ -158,7 +182,7 @@ class Translator:
         return None
 
 
-def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | None:
+def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | Progress | None:
     """What a successful task said: a job's state on the host, or the remote_host role's report."""
     if "rt_state" in res or "rt_removed" in res:
         values = {k: v for k, v in res.items() if k.startswith("rt_") or k == "job_dir"}
@@ -170,6 +194,8 @@ def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | Non
             result=values,
         )
     facts = res.get("ansible_facts") or {}
+    if isinstance(facts.get("remote_host__plan"), dict):
+        return plan_progress(host, facts["remote_host__plan"])
     if facts.get("remote_host_report"):
         return HostReport(host, facts["remote_host_report"])
     if facts.get("remote_host_pruned"):

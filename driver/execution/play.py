@@ -27,7 +27,16 @@ from driver.errors import (
     OutputsNotCopied,
 )
 from driver.execution import playbook
-from driver.execution.events import HostOutcome, HostReport, Launched, NoHosts, Output, Translator
+from driver.execution.events import (
+    NOTICE,
+    HostOutcome,
+    HostReport,
+    Launched,
+    NoHosts,
+    Output,
+    Progress,
+    Translator,
+)
 from driver.execution.relay import Relay
 
 log = logging.getLogger("driver.play")
@@ -144,7 +153,9 @@ class Play:
                 self.relay.prefix_hosts = True
             self.handle(item)
             return False
-        if isinstance(item, NoHosts):
+        if isinstance(item, Progress):
+            log.log(NOTICE, "[%s] %s", item.host, item.text)
+        elif isinstance(item, NoHosts):
             self.no_hosts = True
         elif isinstance(item, HostReport):
             self.reports[item.host] = item.report

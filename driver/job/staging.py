@@ -61,7 +61,7 @@ def plan(workdir: Path, script: Path, max_size: int) -> Stage:
     size = measure(workdir)
     if size > max_size:
         raise WorkdirTooBig(
-            f"--workdir {str(workdir)!r} holds {_human(size)} to stage, over the limit of {_human(max_size)}",
+            f"--workdir {str(workdir)!r} holds {human(size)} to stage, over the limit of {human(max_size)}",
             hint="leave data out with a .driverignore (gitignore syntax) or .gitignore, "
             "or raise --max-workdir-size",
         )
@@ -71,7 +71,7 @@ def plan(workdir: Path, script: Path, max_size: int) -> Stage:
     return Stage(workdir, key, rel, size)
 
 
-def _human(size: int) -> str:
+def human(size: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

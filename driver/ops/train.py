@@ -13,7 +13,7 @@ from pathlib import Path
 
 from driver.errors import JobLost
 from driver.execution import assets
-from driver.execution.events import HostOutcome, HostReport, Launched, describe_report, lacks_rsync
+from driver.execution.events import NOTICE, HostOutcome, HostReport, Launched, describe_report, lacks_rsync
 from driver.execution.play import Play, first_nonzero, report_copy_errors
 from driver.execution.relay import LineSink, Relay
 from driver.job import contract, staging
@@ -122,6 +122,13 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
     """
     spec.validate()
     stage = staging.plan(spec.workdir, spec.script, spec.max_workdir_size) if spec.workdir else None
+    if stage is not None:
+        log.log(
+            NOTICE,
+            "staging %s (%s) to the hosts; rsync sends only what changed since the last job",
+            stage.workdir,
+            staging.human(stage.size),
+        )
     local = assets.job_dir(spec.job_id)
     job = _Job(spec, sink, local)
     inventory = spec.inventory

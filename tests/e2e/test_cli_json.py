@@ -137,3 +137,33 @@ def test_logs_tail(testhosts, tmp_path):
     assert res.stdout.splitlines() == ["line 18", "line 19", "end"]
     both = run_driver(["logs", job, "--tail", "3", "-f"], tmp_path)
     assert both.returncode == 2 and "--tail and --follow" in both.stderr
+
+
+def test_train_json_is_one_document_and_the_script_output_goes_to_stderr(testhosts, tmp_path):
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    res = run_driver(
+        ["train", "--json", str(SCRIPTS / "writes_outputs.py"), *inv, "--", "j", "fail"], tmp_path
+    )
+    assert res.returncode == 4
+    document = json.loads(res.stdout)
+    validate(document, "train.schema.json")
+    assert document["ended"] == "failure" and document["exit_code"] == 4
+    assert document["hosts"][0]["host"] == "th1" and document["hosts"][0]["exit_code"] == 4
+    assert document["outputs"] and (Path(document["outputs"]) / "th1" / "j.txt").is_file()
+    assert "wrote j" in res.stderr
+
+
+def test_provision_json_and_the_progress_of_a_new_set(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    args = ["provision", "-i", str(hs.inventory_path), "--packages", "six==1.16.0"]
+    args += ["--wheelhouse", str(wheelhouse), "--no-index", "--json"]
+    first = run_driver(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)
+    validate(document, "provision.schema.json")
+    assert document["hosts"]["th1"]["action"] == "installed"
+    # The long step says what it does before it starts, without -v.
+    assert "[th1] installing 1 requirements (six==1.16.0) into a new venv " in first.stderr
+    again = run_driver(args, tmp_path)
+    assert json.loads(again.stdout)["hosts"]["th1"]["action"] == "cached"
+    assert "installing" not in again.stderr

@@ -353,3 +353,18 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
         f"{DRIVER} jobs | head -1", shell=True, capture_output=True, text=True, env=env, timeout=60
     )
     assert res.stderr == "" and res.stdout.startswith("JOB")
+
+
+def test_the_first_line_of_provisioning_comes_before_pip_starts(hanging_index, tmp_path):
+    script, _ = marker_script(tmp_path)
+    proc = start_driver(["train", str(script), *provisioning_args(hanging_index)], tmp_path)
+    try:
+        started = time.monotonic()
+        line = proc.stderr.readline()
+        took = time.monotonic() - started
+        assert "installing 1 requirements (rt-never-" in line, line
+        assert took < 15, f"the first line came after {took:.1f} s"
+        assert hanging_index.connected.wait(60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
