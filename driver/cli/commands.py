@@ -455,7 +455,18 @@ def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
     """
     from driver.ops import control
 
-    return control.logs(job, write_line, follow=follow, host=host, tail=tail)
+    code = control.logs(job, write_line, follow=follow, host=host, tail=tail)
+    if follow:  # the end, as a foreground train ends
+        from driver.job import store as jobs
+
+        record = jobs.resolve(job)
+        why = f" ({record.stopped})" if record.stopped else ""
+        click.echo(f"job {record.id}: {jobs.shown_state(record)}{why}, exit code {code}", err=True)
+        for host_name, rc in sorted(record.host_rc.items()):
+            click.echo(f"  {host_name}: exit code {rc}", err=True)
+        if record.output_dir and record.outputs_synced:
+            click.echo(f"  outputs: {record.output_dir}/<host>/", err=True)
+    return code
 
 
 @command(codes=CONTROL_CODES)

@@ -90,6 +90,10 @@ def test_wait_exits_with_the_jobs_code(testhosts, tmp_path):
     res = run_driver(["wait", job], tmp_path)
     assert res.returncode == 7, res.stderr
     assert time.monotonic() - started < 20
+    # logs -f of an ended job ends with the same summary as a foreground train.
+    follow = run_driver(["logs", "-f", job], tmp_path)
+    assert follow.returncode == 7
+    assert follow.stderr.splitlines()[:2] == [f"job {job}: ended, exit code 7", "  th1: exit code 7"]
 
 
 def test_wait_timeout_leaves_the_job_running(testhosts, tmp_path):
