@@ -180,6 +180,7 @@ class _TrainCommand(click.Command):
     is_flag=True,
     help="At the end, one JSON document on stdout (schemas/train.schema.json); the script output: stderr.",
 )
+@click.option("-q", "--quiet", is_flag=True, help="No summary at the end (errors are still shown).")
 def train(**params: Any) -> int:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
@@ -230,7 +231,7 @@ def train(**params: Any) -> int:
             f"(exit {EXIT_TIMEOUT})",
             err=True,
         )
-    for line in summary(result, time.monotonic() - started):
+    for line in [] if params["quiet"] else summary(result, time.monotonic() - started):
         click.echo(line, err=True)
     return result.exit_code
 

@@ -171,3 +171,10 @@ def test_provision_json_and_the_progress_of_a_new_set(start_testhosts, wheelhous
     again = run_driver(args, tmp_path)
     assert json.loads(again.stdout)["hosts"]["th1"]["action"] == "cached"
     assert "installing" not in again.stderr
+
+
+def test_quiet_leaves_out_the_summary_and_keeps_errors(tmp_path):
+    res = run_driver(["train", "-q", HELLO], tmp_path)
+    assert res.returncode == 0 and res.stderr == ""
+    failed = run_driver(["train", "-q", HELLO, "-i", ","], tmp_path)
+    assert failed.returncode == 68 and failed.stderr.startswith("error: ")
