@@ -78,7 +78,7 @@ def test_relative_output_dir_is_relative_to_the_current_directory(tmp_path):
     assert res.returncode == 0, res.stderr
     assert (work / "out" / "localhost" / "rel.txt").read_text() == "rel\n"
     # The end of a foreground train says where the outputs went.
-    assert f"outputs in {work / 'out'}/<host>/" in res.stderr
+    assert f"  outputs: {work / 'out'}/<host>/" in res.stderr.splitlines()
 
 
 @pytest.mark.parametrize("value", ["/tmp/abs", "../up", "a/../../b", "", "  "])
