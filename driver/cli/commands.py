@@ -180,7 +180,12 @@ class _TrainCommand(click.Command):
     is_flag=True,
     help="At the end, one JSON document on stdout (schemas/train.schema.json); the script output: stderr.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No summary at the end (errors are still shown).")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress lines and no summary: the script's output and errors only.",
+)
 def train(**params: Any) -> int:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
@@ -215,6 +220,8 @@ def train(**params: Any) -> int:
         nproc_per_node=parse_nproc(params["nproc_per_node"], params["launcher"]),
         master_port=params["master_port"],
     )
+    if params["quiet"]:  # progress lines are NOTICE: leave warnings and errors only
+        logging.getLogger("driver").setLevel(max(logging.getLogger("driver").level, logging.WARNING))
     started = time.monotonic()
     as_json = params["as_json"]
     relay = (lambda line: click.echo(line, err=True)) if as_json else write_line

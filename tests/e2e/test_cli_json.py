@@ -173,6 +173,22 @@ def test_provision_json_and_the_progress_of_a_new_set(start_testhosts, wheelhous
     assert "installing" not in again.stderr
 
 
+def test_quiet_train_shows_no_progress(start_testhosts, wheelhouse, tmp_path):
+    hs = start_testhosts(1)
+    args = [
+        "train",
+        "-q",
+        str(SCRIPTS / "uses_six.py"),
+        "-i",
+        str(hs.inventory_path),
+        "--packages",
+        "six==1.16.0",
+    ]
+    res = run_driver([*args, "--wheelhouse", str(wheelhouse), "--no-index"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # a new set was built: no progress line, no summary
+
+
 def test_quiet_leaves_out_the_summary_and_keeps_errors(tmp_path):
     res = run_driver(["train", "-q", HELLO], tmp_path)
     assert res.returncode == 0 and res.stderr == ""
