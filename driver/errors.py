@@ -2,7 +2,7 @@
 
 Every failure the user can cause or meet is a DriverError subclass carrying its exit code and a hint;
 the CLI (driver/cli/app.py) maps them to one `error:` line plus a `hint:` line. EXIT_CODES is the one table
-of codes: `--help` prints it (HELP_EXIT_CODES) and a test checks README.md's table against it. The roles
+of codes: `--help` prints it (driver/cli/app.py) and a test checks README.md's table against it. The roles
 report a failure with a kind (the fact `<role>_failure: {kind, msg}`); FAILURE_KINDS maps each kind to its
 error class and hint, so that no exit code depends on a task's name or a message's wording.
 """
@@ -82,15 +82,6 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("86", "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)"),
     ("87", "driver wait: the job still runs after --timeout (it goes on)"),
 )
-
-
-def help_exit_codes() -> str:
-    """The table as `--help` shows it."""
-    width = max(len(code) for code, _ in EXIT_CODES) + 2
-    return "Exit codes:\n" + "\n".join(f"  {code.ljust(width)}{meaning}" for code, meaning in EXIT_CODES)
-
-
-HELP_EXIT_CODES = help_exit_codes()
 
 
 class DriverError(Exception):

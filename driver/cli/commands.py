@@ -254,10 +254,17 @@ def why_ended(result: Any) -> str:
     return "success" if result.exit_code == 0 else "failure"
 
 
+def outputs_back(result: Any) -> Path | None:
+    """The job's local outputs directory when some host's outputs came back into it, else None."""
+    outputs = Path(result.output_dir) if result.output_dir else None
+    if outputs is not None and any(p.is_dir() and any(p.iterdir()) for p in outputs.glob("*")):
+        return outputs
+    return None
+
+
 def train_document(result: Any, wall: float) -> dict[str, Any]:
     """The end of `train --json` (driver/cli/schemas/train.schema.json)."""
-    outputs = Path(result.output_dir) if result.output_dir else None
-    has_outputs = outputs is not None and any(p.is_dir() and any(p.iterdir()) for p in outputs.glob("*"))
+    outputs = outputs_back(result)
     return {
         "job": result.job_id,
         "exit_code": result.exit_code,
@@ -274,7 +281,7 @@ def train_document(result: Any, wall: float) -> dict[str, Any]:
             }
             for o in sorted(result.outcomes, key=lambda o: o.host)
         ],
-        "outputs": str(outputs) if has_outputs else None,
+        "outputs": str(outputs) if outputs else None,
     }
 
 
@@ -294,8 +301,8 @@ def summary(result: Any, wall: float) -> list[str]:
             took = f", ran {ended - began:.1f} s"
         code = "not started" if o.state == "not_started" else f"exit code {o.rc}"
         lines.append(f"  {o.host}: {code}{took}")
-    outputs = Path(result.output_dir) if result.output_dir else None
-    if outputs is not None and any(p.is_dir() and any(p.iterdir()) for p in outputs.glob("*")):
+    outputs = outputs_back(result)
+    if outputs is not None:
         lines.append(f"  outputs: {outputs}/<host>/")
     return lines
 
