@@ -41,6 +41,9 @@ EXIT_OUTPUTS_NOT_COPIED = 84
 EXIT_BAD_OUTPUT = 85
 EXIT_STAGE_FAILED = 86
 EXIT_STILL_RUNNING = 87
+EXIT_ENGINE = 88
+EXIT_IMAGE = 89
+EXIT_BAD_CONTAINER = 90
 
 # The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
 EXIT_CODES: tuple[tuple[str, str], ...] = (
@@ -81,6 +84,9 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("85", "invalid --output (empty, absolute, or outside the job's directory) or --output-dir"),
     ("86", "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)"),
     ("87", "driver wait: the job still runs after --timeout (it goes on)"),
+    ("88", "--image: no usable container engine on a host (or no NVIDIA container toolkit for --gpus)"),
+    ("89", "--image: the image could not be pulled, built or loaded on a host"),
+    ("90", "invalid container options (--image, --gpus, --shm-size, --build, --image-from-local)"),
 )
 
 
@@ -204,6 +210,18 @@ class StillRunning(DriverError):
     exit_code = EXIT_STILL_RUNNING
 
 
+class EngineMissing(DriverError):
+    exit_code = EXIT_ENGINE
+
+
+class ImageFailed(DriverError):
+    exit_code = EXIT_IMAGE
+
+
+class BadContainer(DriverError):
+    exit_code = EXIT_BAD_CONTAINER
+
+
 class Interrupted(DriverError):
     """SIGINT or SIGTERM stopped a command other than a job's own run (provision, logs, status, ...)."""
 
@@ -245,6 +263,19 @@ FAILURE_KINDS: dict[str, tuple[type[DriverError], str | None]] = {
     ),
     "missing": (JobMissing, "it may have been cleaned; see `driver jobs`"),
     "bad_output": (BadOutput, "give --output as a directory relative to the job's working directory"),
+    "engine": (
+        EngineMissing,
+        "install podman or docker on the host (usable by the SSH user), or pick one with --engine",
+    ),
+    "gpu_toolkit": (
+        EngineMissing,
+        "install the NVIDIA container toolkit on the host (podman: generate its CDI spec with nvidia-ctk)",
+    ),
+    "image": (
+        ImageFailed,
+        "check the image name and the host's registry access; --image-from-local sends a local image, "
+        "--build builds it from the workdir's Containerfile",
+    ),
     "launch": (AnsibleFailure, "rerun with -vv to see what the host said"),
     "clean": (AnsibleFailure, "rerun with -vv to see what the host said"),
 }

@@ -43,6 +43,11 @@ from pathlib import Path
 
 IMAGE = "localhost/remote-trainer-testhost:bookworm"
 IMAGE_NOPYTHON = "localhost/remote-trainer-testhost-nopython:bookworm"
+# A host with rootless podman for trainer (start it with extra_run_args=PODMAN_RUN_ARGS), and an image for
+# container jobs (python3, no entrypoint).
+IMAGE_PODMAN = "localhost/remote-trainer-testhost-podman:bookworm"
+PODMAN_RUN_ARGS = ("--privileged",)
+IMAGE_JOB = "localhost/remote-trainer-job-python:bookworm"
 LABEL_KEY = "remote-trainer-testhost"
 USER = "trainer"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

@@ -18,7 +18,13 @@ from driver.cli.app import command, write_line
 from driver.cli.cluster import cluster, submit
 from driver.cli.complete import complete_jobs
 from driver.cli.config import envvar
-from driver.cli.options import hosts_options, requirements_from, requirements_options
+from driver.cli.options import (
+    container_from,
+    container_options,
+    hosts_options,
+    requirements_from,
+    requirements_options,
+)
 from driver.errors import EXIT_TIMEOUT, DriverError, UsageError
 from driver.execution.events import describe_report
 from driver.job import contract
@@ -122,6 +128,7 @@ class _TrainCommand(click.Command):
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @hosts_options
 @requirements_options
+@container_options
 @click.option("--no-provision", is_flag=True, help="Skip preparing the host (python, requirements).")
 @click.option(
     "--workdir", type=click.Path(path_type=Path), help="Directory staged as the script's working dir."
@@ -197,6 +204,7 @@ def train(**params: Any) -> int:
     from driver.ops.train import train as run_train  # imports ansible_runner: only when needed
 
     requirements = requirements_from(params)
+    container = container_from(params)
     timeout = parse_duration(params["timeout"]) if params["timeout"] is not None else None
     spec = JobSpec(
         script=params["script"],
@@ -209,6 +217,7 @@ def train(**params: Any) -> int:
         timeout=timeout,
         grace=parse_duration(params["grace"], "--grace", allow_zero=True) if params["grace"] else None,
         requirements=requirements,
+        container=container,
         provision=not params["no_provision"],
         detach=params["detach"],
         output=params["output"],

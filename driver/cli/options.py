@@ -10,7 +10,7 @@ import click
 
 from driver.cli.complete import complete_hosts, complete_paths
 from driver.cli.config import envvar
-from driver.job.spec import Requirements
+from driver.job.spec import Container, Requirements
 
 F = Callable[..., Any]
 
@@ -99,4 +99,43 @@ def requirements_from(params: dict[str, Any]) -> Requirements:
         wheelhouse=params.pop("wheelhouse"),
         no_index=params.pop("no_index"),
         system_site_packages=params.pop("system_site_packages"),
+    )
+
+
+container_options = _stack(
+    click.option(
+        "--image",
+        envvar=envvar("image"),
+        help="Run the script in a container of IMAGE on each host (pulled there unless sent or built).",
+    ),
+    click.option(
+        "--engine",
+        type=click.Choice(["auto", "podman", "docker"]),
+        envvar=envvar("engine"),
+        help="Container engine on the hosts (default: auto, podman else docker).",
+    ),
+    click.option("--gpus", metavar="all|N", help="Pass GPUs into the container (docker --gpus, podman CDI)."),
+    click.option("--shm-size", metavar="SIZE", help="Size of the container's /dev/shm (e.g. 8g)."),
+    click.option(
+        "--build", is_flag=True, help="Build the image on each host from the --workdir's Containerfile."
+    ),
+    click.option(
+        "--image-from-local",
+        is_flag=True,
+        help="Send --image from this machine's engine to the hosts (only what changed) instead of pulling.",
+    ),
+    click.option("--keep-container", is_flag=True, help="Keep the job's container after it ends."),
+)
+
+
+def container_from(params: dict[str, Any]) -> Container:
+    """Pop the container options out of a command's parameters."""
+    return Container(
+        image=params.pop("image"),
+        engine=params.pop("engine"),
+        gpus=params.pop("gpus"),
+        shm_size=params.pop("shm_size"),
+        build=params.pop("build"),
+        from_local=params.pop("image_from_local"),
+        keep=params.pop("keep_container"),
     )

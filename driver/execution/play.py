@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import signal
 import sys
@@ -111,6 +112,8 @@ class Play:
     ) -> Play:
         """Run playbooks/<name> to its end (signals go to on_signal, default interrupt()); raise its error."""
         inventory = self.inventory or local_inventory(self.local / "local-inventory.ini")
+        if "," not in inventory and os.path.exists(inventory):
+            inventory = os.path.abspath(inventory)  # ansible-runner runs elsewhere: relative to where we are
         with signals(on_signal or self.interrupt):
             self.run = playbook.start(
                 name,

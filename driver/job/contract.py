@@ -57,6 +57,8 @@ def train_job(
         "master_port": spec.master_port,
         "timeout": spec.timeout,
         "grace": spec.grace,
+        "executor": "container" if spec.container.wanted else None,
+        "container": spec.container.contract(),
     }
     return only_set(given)
 

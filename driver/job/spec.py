@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from driver.errors import (
+    BadContainer,
     BadEnv,
     BadInventory,
     BadNodes,
@@ -25,6 +26,77 @@ from driver.errors import (
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# An image reference as engines take it: [registry[:port]/]path[:tag][@digest], no spaces, not an option.
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*\Z")
+_SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?\Z")
+CONTAINERFILES = ("Containerfile", "Dockerfile")  # looked for in --workdir by --build, in this order
+
+
+@dataclass
+class Container:
+    """How the script runs in a container on each host (`--image` and friends); empty image: no container.
+
+    Only the fields that are set reach the job contract (the `container` field; defaults in the role).
+    """
+
+    image: str | None = None
+    engine: str | None = None  # auto, podman or docker
+    gpus: str | None = None  # "all" or a count
+    shm_size: str | None = None
+    build: bool = False
+    from_local: bool = False
+    keep: bool = False
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.image or self.build)
+
+    def validate(self, workdir: Path | None) -> None:
+        def bad(message: str, hint: str) -> BadContainer:
+            return BadContainer(message, hint=hint)
+
+        if self.image is not None and not _IMAGE.match(self.image):
+            raise bad(f"invalid --image {self.image!r}", "give an image reference such as python:3.11-slim")
+        if not self.wanted:
+            for name, value in (("--engine", self.engine), ("--gpus", self.gpus), ("--shm-size", self.shm_size)):
+                if value:
+                    raise bad(f"{name} needs --image (or --build)", "add --image IMAGE: the script runs in it")
+            for name, flag in (("--image-from-local", self.from_local), ("--keep-container", self.keep)):
+                if flag:
+                    raise bad(f"{name} needs --image", "add --image IMAGE: the script runs in it")
+        if self.gpus is not None and self.gpus != "all" and not (self.gpus.isdigit() and int(self.gpus) > 0):
+            raise bad(f"invalid --gpus {self.gpus!r}", "give all, or a positive number of GPUs")
+        if self.shm_size is not None and not _SHM_SIZE.match(self.shm_size):
+            raise bad(f"invalid --shm-size {self.shm_size!r}", "give a size such as 8g or 512m")
+        if self.build and self.from_local:
+            raise bad(
+                "--build and --image-from-local exclude each other",
+                "build on the host (--build) or send a local image (--image-from-local)",
+            )
+        if self.from_local and not self.image:
+            raise bad("--image-from-local needs --image", "name the local image to send: --image NAME")
+        if self.build:
+            if workdir is None:
+                raise bad("--build needs --workdir", "stage the directory that holds the Containerfile")
+            if not any((workdir / name).is_file() for name in CONTAINERFILES):
+                raise bad(
+                    f"--build: no Containerfile or Dockerfile in {str(workdir)!r}",
+                    "put the image's Containerfile in the --workdir",
+                )
+
+    def contract(self) -> dict[str, object] | None:
+        if not self.wanted:
+            return None
+        given: dict[str, object | None] = {
+            "image": self.image,
+            "engine": self.engine,
+            "gpus": self.gpus,
+            "shm_size": self.shm_size,
+            "build": True if self.build else None,
+            "from_local": True if self.from_local else None,
+            "keep": True if self.keep else None,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass
@@ -99,6 +171,7 @@ class JobSpec:
     master_port: int | None = None
     timeout: float | None = None
     grace: float | None = None
+    container: Container = field(default_factory=Container)
     job_id: str = field(default_factory=lambda: new_job_id())
 
     def validate(self) -> None:
@@ -113,6 +186,12 @@ class JobSpec:
         if self.output_dir is not None:
             check_output_dir(self.output_dir)
         self.requirements.validate()
+        self.container.validate(self.workdir)
+        if self.container.wanted and (self.requirements.file or self.requirements.packages):
+            raise BadContainer(
+                "--requirements and --packages install into a host's venv, not into --image",
+                hint="put the requirements in the image (--build from a Containerfile in the workdir)",
+            )
 
 
 def new_job_id() -> str:

@@ -2,7 +2,8 @@
 
 Arguments: `mode`, `job` (the training_job dict with its defaults filled in: filter_plugins/contract.py) and,
 for `launch`, `host` (this host's values set by the playbook: python, helper_python, environment, rank,
-master_addr, nodes (the resolved count), stage (the workdir mirror on this host, or "")).
+master_addr, nodes (the resolved count), stage (the workdir mirror on this host, or ""), container (the
+engine and image of a container job, or {})).
 
 Modes:
 - `launch`: one remote command unpacks the job's payload (the script, the job spec and jobctl.py) from
@@ -84,38 +85,95 @@ def output_problem(output: str) -> str | None:
     return None
 
 
-def command(job: dict, host: dict, script: str, args: list[str]) -> tuple[list[str], dict[str, str]]:
-    """The argv that starts the script on this host, and the rendezvous environment of a multi-node job.
+def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
+    """How the script starts on this host: the launcher's part of spec.json (jobctl.py).
 
-    The one place that turns the job's `executor` into the host's command (today: process, the host's
-    python or the provisioned venv's; later a container or a batch scheduler).
+    The one place that turns the job's executor into the host's command: `process` (the host's python or the
+    provisioned venv's) or `container` (host["container"] set: the engine runs the script in the image). Returns
+    {"argv", "env" (the rendezvous environment of a multi-node job), and for a container "expand", "term" and
+    "stop" (jobctl.py)}.
+    env_names are the names of every variable the script gets (their values travel in the spec, never in argv).
     """
-    if job["executor"] != "process":
-        raise AnsibleActionFail(f"unknown executor {job['executor']!r}")
-    python = host["python"]
+    container = host.get("container") or {}
+    python = job["container"]["python"] if container else host["python"]
     nodes = int(host.get("nodes") or 0)
+    env: dict[str, object] = {}
     if nodes <= 0:
-        return [python, script, *args], {}
-    rank, addr, port = int(host["rank"]), str(host["master_addr"]), int(job["master_port"])
-    nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
-    env = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
-    if job["launcher"] == "torchrun":
-        argv = [
-            python,
-            "-m",
-            "torch.distributed.run",
-            f"--nnodes={nodes}",
-            f"--nproc-per-node={nproc}",
-            f"--node-rank={rank}",
-            f"--master-addr={addr}",
-            f"--master-port={port}",
-        ]
-        if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
-            env["WORLD_SIZE"] = nodes * int(nproc)
+        argv = [python, script, *args]
     else:
-        argv = [python]
-        env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
-    return [*argv, script, *args], {k: str(v) for k, v in env.items()}
+        rank, addr, port = int(host["rank"]), str(host["master_addr"]), int(job["master_port"])
+        nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
+        env = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
+        if job["launcher"] == "torchrun":
+            argv = [
+                python,
+                "-m",
+                "torch.distributed.run",
+                f"--nnodes={nodes}",
+                f"--nproc-per-node={nproc}",
+                f"--node-rank={rank}",
+                f"--master-addr={addr}",
+                f"--master-port={port}",
+            ]
+            if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
+                env["WORLD_SIZE"] = nodes * int(nproc)
+        else:
+            argv = [python]
+            env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
+        argv = [*argv, script, *args]
+    env_s = {k: str(v) for k, v in env.items()}
+    if not container:
+        if job["executor"] != "process":
+            raise AnsibleActionFail(f"executor {job['executor']!r} without a container engine on this host")
+        return {"argv": argv, "env": env_s, "python": python}
+    names = sorted({*env_names, *env_s, "PYTHONUNBUFFERED"})
+    engine, name = container_engine_argv(job, container)
+    prefix = engine + [f"--env={n}" for n in names] + [container["image"]]
+    return {
+        "argv": prefix + argv,
+        "env": env_s,
+        "expand": len(prefix),
+        "term": [container["path"], "kill", "--signal=TERM", name],
+        "stop": container_stop(job, container, name),
+    }
+
+
+def container_name(job: dict) -> str:
+    return "remote-trainer-" + job["id"]
+
+
+def container_engine_argv(job: dict, container: dict) -> tuple[list[str], str]:
+    """`ENGINE run ...` up to the image: the job's working directory mounted at the same path (@WORK@, filled
+    in by jobctl) and the script's cwd, host networking (multi-node rendezvous, services on the host), an init
+    that passes SIGTERM on to the script, the host user's files (rootless engines map it to the container's
+    root; else --user), GPUs and /dev/shm as asked."""
+    spec = job["container"]
+    engine, kind, name = container["path"], container["name"], container_name(job)
+    argv = [engine, "run", f"--name={name}", "--init", "--network=host", "--pull=never"]
+    if not spec["keep"]:
+        argv.append("--rm")
+    argv += ["--volume=@WORK@:@WORK@", "--workdir=@WORK@"]
+    if not container.get("rootless") and int(container.get("uid") or 0) != 0:
+        argv.append(f"--user={int(container['uid'])}:{int(container['gid'])}")
+    if spec["shm_size"]:
+        argv.append(f"--shm-size={spec['shm_size']}")
+    gpus = spec["gpus"]
+    if gpus and kind == "docker":
+        argv.append(f"--gpus={gpus}")
+    elif gpus:  # podman: the NVIDIA container toolkit's CDI devices
+        ids = ["all"] if gpus == "all" else [str(i) for i in range(int(gpus))]
+        argv += [f"--device=nvidia.com/gpu={i}" for i in ids]
+    return argv, name
+
+
+def container_stop(job: dict, container: dict, name: str) -> list[str]:
+    """The engine command that leaves no container of the job behind (kept: stops it only)."""
+    engine = container["path"]
+    if job["container"]["keep"]:
+        return [engine, "kill", name]
+    if container["name"] == "podman":
+        return [engine, "rm", "--force", "--time=0", "--ignore", name]
+    return [engine, "rm", "--force", name]
 
 
 class ActionModule(ActionBase):
@@ -192,14 +250,12 @@ class ActionModule(ActionBase):
                 tar.add(job["script"], arcname="work/" + rel)
             with open(self._find_needle("files", "jobctl.py"), "rb") as f:
                 _add_bytes(tar, ".rt/jobctl.py", f.read(), 0o700)
-            argv, dist_env = command(job, host, rel, spec_in.get("args", []))
+            inventory_env = {str(k): str(v) for k, v in (host.get("environment") or {}).items()}
+            user_env = spec_in.get("env", {})
+            launch = command(job, host, rel, spec_in.get("args", []), [*inventory_env, *user_env])
             spec = {
-                "argv": argv,
-                "env": {
-                    **{str(k): str(v) for k, v in (host.get("environment") or {}).items()},
-                    **dist_env,
-                    **spec_in.get("env", {}),
-                },
+                **launch,
+                "env": {**inventory_env, **launch["env"], **user_env},
                 "output": job["output"],
                 "timeout": left,
                 "grace": job["grace"],

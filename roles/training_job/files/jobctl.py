@@ -18,15 +18,23 @@ Job directory layout (mode 0700):
                      first reason is kept (created atomically, never replaced)
   JOB/.rt/collect    present when a driver will copy the outputs back at the end (spec "collect")
   JOB/.rt/collected  present once the outputs were copied back (`collected`)
+  JOB/.rt/engine.json  the spec's term and stop commands (container executor), for `kill` and its reaper
   JOB/rc             exit code of the script (128+N when it died of signal N), written atomically
   JOB/log            stdout and stderr of the script, merged
   JOB/work/          the script, the staged workdir, the script's cwd
 
 spec.json: {"argv": [...], "env": {...}, "cwd": "", "output": "outputs", "timeout": 0, "grace": 10,
-"collect": false}; argv is required, and grace with a timeout (the job contract's defaults come from the
+"collect": false, "python": "", "expand": 0, "term": [], "stop": []}; argv is required, and grace with a timeout (the job contract's defaults come from the
 training_job role, never from here). timeout (seconds, 0 or absent: none) is enforced by the launcher
 itself, with or without a driver connected: SIGTERM to the job, SIGKILL after grace seconds, stop reason
 "timeout"; rc is the script's real status as always.
+A job whose argv starts a container engine (the container executor) names three more things: `expand`, the
+number of leading argv elements in which @WORK@ becomes the absolute path of JOB/work (the engine's bind
+mount); `term`, the engine command that sends SIGTERM into the container (instead of signalling the engine's
+client, whose helper processes a session-wide signal would kill); and `stop`, the engine command that
+removes (or, kept, stops) the job's container, run by the launcher once the engine's client has ended and by
+the reaper instead of its SIGKILL, so that no container outlives its job. `python` is the host python the
+script runs with, when it does (a cached venv's is marked as used).
 
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
   launch JOB                      start the script detached; print pid and pgid
@@ -199,9 +207,12 @@ def _run_launcher(job, p, spec):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    argv = list(spec["argv"])
+    expand = int(spec.get("expand") or 0)
+    argv[:expand] = [arg.replace("@WORK@", p["work"]) for arg in argv[:expand]]
     try:
         proc = subprocess.Popen(
-            spec["argv"],
+            argv,
             cwd=spec.get("cwd") or p["work"],
             env=env,
             stdin=devnull,
@@ -225,8 +236,33 @@ def _run_launcher(job, p, spec):
     while _session_members(me, exclude=(me,)) and time.time() < deadline:
         time.sleep(0.05)
     _signal_job(me, proc.pid, signal.SIGKILL)
+    _run_engine(spec, "stop")
     _write_atomic(p["ended"], f"{time.time():.3f}")
     _write_atomic(p["rc"], str(rc))
+
+
+def _run_engine(spec, what):
+    """Run the spec's engine command `what` (term or stop: the container executor's), if it has one."""
+    if not spec.get(what):
+        return False
+    with open(os.devnull, "wb") as devnull:
+        try:
+            done = subprocess.run(spec[what], stdin=devnull, stdout=devnull, stderr=devnull, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return done.returncode == 0
+
+
+def _terminate(spec, launcher, pgid):
+    """SIGTERM to the job: into its container when it runs in one (else, say while the container is still
+    being created, to the engine's client, which passes it on), or to its processes."""
+    if not _run_engine(spec, "term"):
+        _signal_job(launcher, pgid, signal.SIGTERM)
+
+
+def _engine_spec(p):
+    saved = _read(os.path.join(p["rt"], "engine.json"))
+    return json.loads(saved) if saved else {}
 
 
 def _spec_float(spec, key, default):
@@ -249,12 +285,14 @@ def _wait_script(p, proc, spec, me):
     if not _create_once(p["stopped"], "timeout"):
         return proc.wait()  # a kill came first: its reaper finishes the job
     grace = _spec_float(spec, "grace", 0.0)  # present: cmd_launch checked it
-    _signal_job(me, proc.pid, signal.SIGTERM)
+    _terminate(spec, me, proc.pid)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if proc.poll() is not None and not _session_members(me, exclude=(me,)):
             break
         time.sleep(0.05)
+    if proc.poll() is None:
+        _run_engine(spec, "stop")
     _signal_job(me, proc.pid, signal.SIGKILL)
     return proc.wait()
 
@@ -282,7 +320,10 @@ def cmd_launch(job):
         _write_atomic(p["output"], spec["output"])
     if spec.get("collect"):
         _write_atomic(p["collect"], "1")
-    _mark_python(p, spec["argv"][0])
+    if spec.get("term") or spec.get("stop"):
+        engine = {"term": spec.get("term") or [], "stop": spec.get("stop") or []}
+        _write_atomic(os.path.join(p["rt"], "engine.json"), json.dumps(engine))
+    _mark_python(p, spec.get("python") or spec["argv"][0])
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -392,6 +433,7 @@ def _reap_later(job, grace):
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
     if _read(p["rc"]) is None:
+        _run_engine(_engine_spec(p), "stop")  # the container first: its engine client cannot stop it
         _signal_job(launcher, pgid, signal.SIGKILL)
     os._exit(0)
 
@@ -404,7 +446,7 @@ def cmd_kill(job, grace, reason=DEFAULT_REASON):
     if running:
         if os.path.isdir(p["rt"]):
             _create_once(p["stopped"], reason)  # a job that ended keeps its story; the first reason wins
-        _signal_job(launcher, pgid, signal.SIGTERM)
+        _terminate(_engine_spec(p), launcher, pgid)
         _reap_later(job, grace)
     st = _state(p)
     st["signalled"] = running
