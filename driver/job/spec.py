@@ -58,9 +58,15 @@ class Container:
         if self.image is not None and not _IMAGE.match(self.image):
             raise bad(f"invalid --image {self.image!r}", "give an image reference such as python:3.11-slim")
         if not self.wanted:
-            for name, value in (("--engine", self.engine), ("--gpus", self.gpus), ("--shm-size", self.shm_size)):
+            for name, value in (
+                ("--engine", self.engine),
+                ("--gpus", self.gpus),
+                ("--shm-size", self.shm_size),
+            ):
                 if value:
-                    raise bad(f"{name} needs --image (or --build)", "add --image IMAGE: the script runs in it")
+                    raise bad(
+                        f"{name} needs --image (or --build)", "add --image IMAGE: the script runs in it"
+                    )
             for name, flag in (("--image-from-local", self.from_local), ("--keep-container", self.keep)):
                 if flag:
                     raise bad(f"{name} needs --image", "add --image IMAGE: the script runs in it")

@@ -88,11 +88,11 @@ def output_problem(output: str) -> str | None:
 def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
     """How the script starts on this host: the launcher's part of spec.json (jobctl.py).
 
-    The one place that turns the job's executor into the host's command: `process` (the host's python or the
-    provisioned venv's) or `container` (host["container"] set: the engine runs the script in the image). Returns
-    {"argv", "env" (the rendezvous environment of a multi-node job), and for a container "expand", "term" and
-    "stop" (jobctl.py)}.
-    env_names are the names of every variable the script gets (their values travel in the spec, never in argv).
+    The one place that turns the job's executor into the host's command: `process` (the host's python or
+    the provisioned venv's) or `container` (host["container"] set: the engine runs the script in the image).
+    Returns {"argv", "env" (the rendezvous environment of a multi-node job), and for a container "expand",
+    "term" and "stop" (jobctl.py)}. env_names are the names of every variable the script gets (their values
+    travel in the spec, never in argv).
     """
     container = host.get("container") or {}
     python = job["container"]["python"] if container else host["python"]

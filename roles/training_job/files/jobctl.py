@@ -24,10 +24,10 @@ Job directory layout (mode 0700):
   JOB/work/          the script, the staged workdir, the script's cwd
 
 spec.json: {"argv": [...], "env": {...}, "cwd": "", "output": "outputs", "timeout": 0, "grace": 10,
-"collect": false, "python": "", "expand": 0, "term": [], "stop": []}; argv is required, and grace with a timeout (the job contract's defaults come from the
-training_job role, never from here). timeout (seconds, 0 or absent: none) is enforced by the launcher
-itself, with or without a driver connected: SIGTERM to the job, SIGKILL after grace seconds, stop reason
-"timeout"; rc is the script's real status as always.
+"collect": false, "python": "", "expand": 0, "term": [], "stop": []}; argv is required, and grace with a
+timeout (the job contract's defaults come from the training_job role, never from here). timeout (seconds,
+0 or absent: none) is enforced by the launcher itself, with or without a driver connected: SIGTERM to the
+job, SIGKILL after grace seconds, stop reason "timeout"; rc is the script's real status as always.
 A job whose argv starts a container engine (the container executor) names three more things: `expand`, the
 number of leading argv elements in which @WORK@ becomes the absolute path of JOB/work (the engine's bind
 mount); `term`, the engine command that sends SIGTERM into the container (instead of signalling the engine's

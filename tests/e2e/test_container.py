@@ -1,0 +1,319 @@
+"""Container jobs (issue 14): `driver train --image` on hosts that run rootless podman, and on this machine.
+
+The hosts are test hosts with their own podman (testhosts/image, target testhost-podman, run --privileged);
+no registry exists here, so the job image reaches them with --image-from-local (or is built there with
+--build), and pulling is covered by the clear error for an image that is nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import hosts as th
+import pytest
+from driverproc import SCRIPTS, read_until, run_driver, start_driver
+
+IMAGE = th.IMAGE_JOB
+INSIDE = """\
+import json, os, sys
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/inside.txt", "w") as f:
+    f.write("written in a container\\n")
+print(json.dumps({"container": os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"),
+                  "args": sys.argv[1:], "secret": os.environ.get("SECRET"), "cwd": os.getcwd(),
+                  "built": open("/built.txt").read().strip() if os.path.exists("/built.txt") else None}))
+sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+"""
+
+
+@pytest.fixture(scope="module")
+def podman_hosts(start_testhosts):
+    return start_testhosts(2, image=th.IMAGE_PODMAN, extra_run_args=th.PODMAN_RUN_ARGS)
+
+
+@pytest.fixture(scope="module")
+def sent(podman_hosts, tmp_path_factory):
+    """The job image, sent to both hosts by a first --image-from-local job (what later tests run in)."""
+    state = tmp_path_factory.mktemp("sent")
+    script = state / "inside.py"
+    script.write_text(INSIDE)
+    res = run_driver(
+        [
+            "train",
+            str(script),
+            "-i",
+            str(podman_hosts.inventory_path),
+            "--image",
+            IMAGE,
+            "--image-from-local",
+        ],
+        state,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    return podman_hosts
+
+
+def inside(tmp_path: Path) -> Path:
+    script = tmp_path / "inside.py"
+    script.write_text(INSIDE)
+    return script
+
+
+def containers(hs: th.HostSet, host: str, job: str = "") -> list[str]:
+    """Names of the job's containers on the host, running or stopped."""
+    out = hs.ssh(host, "podman ps -a --format '{{.Names}}'").stdout.split()
+    return [name for name in out if name.startswith("remote-trainer-" + job)]
+
+
+def test_a_container_job_gets_args_env_and_outputs_owned_by_the_user(sent, tmp_path):
+    args = ["a b", "it's", '"q"', "$(touch /tmp/pwned)", "*"]
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
+         "-e", "SECRET=s3cr3t value $HOME", "-e", "EXIT_WITH=3", "--", *args],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["container"] is True
+    assert seen["args"] == args
+    assert seen["secret"] == "s3cr3t value $HOME"
+    job = seen["cwd"].split("/")[-2]
+    assert seen["cwd"] == f"/home/trainer/.remote-trainer/jobs/{job}/work"
+    # Outputs came back, and on the host they belong to the SSH user (rootless podman: the container's root).
+    assert (
+        tmp_path / "jobs" / job / "outputs" / "th1" / "inside.txt"
+    ).read_text() == "written in a container\n"
+    owner = sent.ssh("th1", f"stat -c %U ~/.remote-trainer/jobs/{job}/work/outputs/inside.txt").stdout.strip()
+    assert owner == "trainer"
+    assert sent.ssh("th1", "ls /tmp/pwned 2>/dev/null; true").stdout.strip() == ""
+    # The container went with the job (and the secret's value, which its command line never held, with it).
+    assert containers(sent, "th1", job) == []
+
+
+def test_a_second_image_from_local_sends_nothing(sent, tmp_path):
+    archive = "~/.cache/remote-trainer/images/*.tar"
+    before = sent.ssh("th2", f"stat -c %Y {archive}").stdout.strip()
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th2", "--image", IMAGE,
+         "--image-from-local", "-v"],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert sent.ssh("th2", f"stat -c %Y {archive}").stdout.strip() == before
+    ran = re.findall(r"\] (?:ok|changed): Training job \| (Send the archive|Load the image)", res.stderr)
+    assert ran == [], res.stderr
+
+
+def test_the_inventory_names_a_hosts_image(sent, tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    lines = sent.inventory_path.read_text().splitlines()
+    inventory.write_text(
+        "\n".join(f"{line} training_job_image={IMAGE}" if line.startswith("th1 ") else line for line in lines)
+        + "\n"
+    )
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(inventory), "-l", "th1"], tmp_path, timeout=180
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["container"] is True
+
+
+def test_timeout_and_ctrl_c_leave_no_container_and_no_process(sent, tmp_path):
+    inv = ["-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE]
+    tag = uuid.uuid4().hex[:10]
+    res = run_driver(
+        ["train", str(SCRIPTS / "ignores_sigterm.py"), *inv, "--timeout", "25", "--grace", "1", "--", tag],
+        tmp_path,
+        timeout=180,
+    )
+    assert res.returncode == 124, res.stderr
+    assert f"ignoring {tag}" in res.stdout
+    assert sent.pids_matching("th1", tag) == []
+    assert containers(sent, "th1") == []
+
+    tag = uuid.uuid4().hex[:10]
+    proc = start_driver(["train", str(SCRIPTS / "sleeper.py"), *inv, "--", tag], tmp_path)
+    try:
+        read_until(proc, f"sleeping {tag}", timeout=120)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert sent.pids_matching("th1", tag) == []
+    assert containers(sent, "th1") == []
+
+
+def test_a_detached_container_job_survives_its_driver_and_is_found_again(sent, tmp_path):
+    tag = uuid.uuid4().hex[:10]
+    proc = start_driver(
+        ["train", str(SCRIPTS / "sleeper.py"), "-i", str(sent.inventory_path), "-l", "th2", "--image", IMAGE,
+         "--", tag],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        read_until(proc, f"sleeping {tag}", timeout=120)
+        proc.kill()  # the driver dies without a word; the job goes on on the host
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    jobs = json.loads(run_driver(["jobs", "--json"], tmp_path).stdout)
+    job = jobs["jobs"][0]["id"]
+    assert containers(sent, "th2", job) == [f"remote-trainer-{job}"]
+    status = run_driver(["status", job], tmp_path)
+    assert "th2: running" in status.stdout, status.stdout + status.stderr
+    logs = run_driver(["logs", job], tmp_path)
+    assert f"sleeping {tag}" in logs.stdout
+    cancelled = run_driver(["cancel", job], tmp_path, timeout=120)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert containers(sent, "th2", job) == []
+    assert sent.pids_matching("th2", tag) == []
+
+
+def test_keep_container_keeps_the_stopped_container(sent, tmp_path):
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
+         "--keep-container"],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    job = json.loads(res.stdout.strip().splitlines()[-1])["cwd"].split("/")[-2]
+    try:
+        assert containers(sent, "th1", job) == [f"remote-trainer-{job}"]
+        state = sent.ssh(
+            "th1", f"podman inspect --format '{{{{.State.Status}}}}' remote-trainer-{job}"
+        ).stdout
+        assert state.strip() == "exited"
+    finally:
+        sent.ssh("th1", f"podman rm -f remote-trainer-{job}", check=False)
+
+
+def test_build_from_the_workdir_runs_in_the_built_image_and_is_cached(sent, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    tag = uuid.uuid4().hex[:10]
+    (work / "Containerfile").write_text(f"FROM {IMAGE}\nRUN echo built-{tag} > /built.txt\n")
+    script = work / "inside.py"
+    script.write_text(INSIDE)
+    cmd = [
+        "train",
+        str(script),
+        "-i",
+        str(sent.inventory_path),
+        "-l",
+        "th2",
+        "--workdir",
+        str(work),
+        "--build",
+    ]
+    first = run_driver(cmd, tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout.strip().splitlines()[-1])["built"] == f"built-{tag}"
+    images = "podman images --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep remote-trainer-build"
+    built = sent.ssh("th2", images).stdout.strip()
+    second = run_driver([*cmd, "-v"], tmp_path, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout.strip().splitlines()[-1])["built"] == f"built-{tag}"
+    # The engine's layer cache: the same image, not a new build of it.
+    assert sent.ssh("th2", images).stdout.strip() == built
+
+
+def test_an_image_that_is_nowhere_fails_with_one_clear_line(sent, tmp_path):
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image",
+         "localhost/remote-trainer-no-such-image:1"],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 89, res.stderr
+    assert (
+        "error: image localhost/remote-trainer-no-such-image:1 is not on th1 and could not be pulled"
+        in res.stderr
+    )
+    assert "Traceback" not in res.stderr
+
+
+def test_gpus_without_the_nvidia_toolkit_fail_clearly(sent, tmp_path):
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
+         "--gpus", "all"],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 88, res.stderr
+    assert "--gpus on th1: podman has no NVIDIA GPUs to pass in" in res.stderr
+
+
+def test_a_host_without_an_engine_fails_clearly(testhosts, tmp_path):
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(testhosts.inventory_path), "-l", "th1", "--image", IMAGE],
+        tmp_path,
+        timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 88, res.stderr
+    assert "error: no container engine on th1: looked for podman, docker on the PATH" in res.stderr
+
+
+RENDEZVOUS = """\
+import os, socket, time
+rank, addr, port = int(os.environ["NODE_RANK"]), os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+if rank == 0:
+    server = socket.create_server(("0.0.0.0", port))
+    conn, _ = server.accept()
+    print("master got", conn.recv(64).decode(), flush=True)
+else:
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection((addr, port), timeout=2).sendall(b"hello from rank 1")
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    print("rank 1 sent", flush=True)
+"""
+
+
+def test_a_multi_node_container_job_reaches_its_master_over_the_host_network(sent, tmp_path):
+    script = tmp_path / "rendezvous.py"
+    script.write_text(RENDEZVOUS)
+    inventory = tmp_path / "hosts.ini"
+    # Each host reaches the other by its container address (the master's published port is for this machine).
+    lines = []
+    for line in sent.inventory_path.read_text().splitlines():
+        name = line.split(" ", 1)[0]
+        lines.append(
+            f"{line} train_master_addr={sent.container_ip('th1')}" if name in ("th1", "th2") else line
+        )
+    inventory.write_text("\n".join(lines) + "\n")
+    port = str(29500 + int(uuid.uuid4().int % 1000))
+    res = run_driver(
+        ["train", str(script), "-i", str(inventory), "--nodes", "2", "--master-port", port, "--image", IMAGE],
+        tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "master got hello from rank 1" in res.stdout
+    assert "rank 1 sent" in res.stdout
+
+
+def test_a_container_job_on_this_machine(testhost_images, tmp_path):
+    """No inventory: this machine is the host, with its own (rootful) podman."""
+    res = run_driver(["train", str(inside(tmp_path)), "--image", IMAGE, "--", "here"], tmp_path, timeout=180)
+    assert res.returncode == 0, res.stderr
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["container"] is True and seen["args"] == ["here"]
+    job = seen["cwd"].split("/")[-2]
+    assert (tmp_path / "jobs" / job / "outputs" / "localhost" / "inside.txt").exists()
+    left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
+    assert f"remote-trainer-{job}" not in left.stdout.split()
