@@ -190,12 +190,18 @@ def wait_for_end(core: Any, custom: Any, name: str, pod: str, namespace: str, ti
 
 
 def delete(custom: Any, core: Any, name: str, namespace: str, wait: float = 120) -> bool:
-    """Delete the TrainJob; wait until its pod is gone (the runner stopped the remote run first)."""
+    """Delete the TrainJob; wait until its pod is gone (the runner stopped the remote run first).
+
+    Background propagation: the TrainJob goes at once and the garbage collector removes its JobSet, Job and
+    pod after it. With Foreground the TrainJob stays (being deleted) until its children are gone, and Trainer
+    v2.3's reconciler, which does not look at a TrainJob's deletion, applies the JobSet again when the
+    collector has removed it: a new pod that starts the script again, and a TrainJob that lingers.
+    """
     from kubernetes.client.exceptions import ApiException
 
     try:
         custom.delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, body={"propagationPolicy": "Foreground"}
+            GROUP, VERSION, namespace, PLURAL, name, body={"propagationPolicy": "Background"}
         )
     except ApiException as exc:
         if exc.status != 404:

@@ -209,12 +209,18 @@ def test_ctrl_c_of_submit_follow_deletes_the_trainjob_and_stops_the_remote_run(k
     assert proc.returncode == 130, err
     assert f"deleted trainjob/{name}; its pod stopped the remote run" in err
     assert hs.pids_matching("th1", tag) == []
-    # Deleted in the foreground: the pod first, the JobSet, then the TrainJob itself.
+    # The TrainJob went first (background propagation): nothing can apply its JobSet again, so no new pod
+    # starts the script again while the garbage collector removes the rest.
+    assert kubectl(kube, "get", "trainjob", name, "--ignore-not-found", "-o", "name").strip() == ""
     wait(
-        "the TrainJob to be gone",
-        lambda: kubectl(kube, "get", "trainjob", name, "--ignore-not-found", "-o", "name").strip() == "",
+        "the JobSet to be gone",
+        lambda: kubectl(kube, "get", "jobset", name, "--ignore-not-found", "-o", "name").strip() == "",
         timeout=60,
     )
+    time.sleep(3)
+    selector = f"jobset.sigs.k8s.io/jobset-name={name}"
+    assert kubectl(kube, "get", "pods", "-l", selector, "-o", "name").strip() == ""
+    assert hs.pids_matching("th1", tag) == []
 
 
 def test_a_changed_host_key_fails_the_trainjob_with_a_clear_line(kube, installed, pod_host, tmp_path):
