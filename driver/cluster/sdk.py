@@ -34,7 +34,7 @@ from kubeflow.trainer.types import types
 
 from driver.execution import assets
 from driver.job import store as jobs
-from driver.job.spec import JobSpec, Requirements
+from driver.job.spec import Container, JobSpec, Requirements
 from driver.ops import control
 from driver.ops.train import train as run_train
 
@@ -54,6 +54,13 @@ class RemoteBackendConfig:
     # The venv of packages_to_install also sees the host python's packages (a CUDA torch, say).
     system_site_packages: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Run the functions in a container of this image on each host (as `driver train --image`); the engine
+    # (auto: podman, else docker), GPUs ("all" or a count), /dev/shm, and whether to send the local image.
+    image: str | None = None
+    engine: str | None = None
+    gpus: str | None = None
+    shm_size: str | None = None
+    image_from_local: bool = False
 
 
 def _runtime() -> types.Runtime:
@@ -143,6 +150,13 @@ class RemoteBackend(RuntimeBackend):
             python=self.cfg.python,
             env={**self.cfg.extra_env, **(trainer.env or {})},
             requirements=requirements,
+            container=Container(
+                image=self.cfg.image,
+                engine=self.cfg.engine,
+                gpus=self.cfg.gpus,
+                shm_size=self.cfg.shm_size,
+                from_local=self.cfg.image_from_local,
+            ),
             detach=True,
             nodes=trainer.num_nodes if trainer.num_nodes and trainer.num_nodes > 1 else 0,
             job_id=job_id,

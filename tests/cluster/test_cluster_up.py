@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 
+import jsonschema
 import pytest
 from conftest import REPO, driver, kubectl
 
@@ -29,6 +30,20 @@ def test_cluster_status_reports_every_check_ready(kube, installed):
     assert "API server v1.34.4" in lines[0]
     assert "trainer-controller-manager:v2.3.0" in res.stdout
     assert "localhost/remote-trainer-runner:" in res.stdout
+
+
+def cluster_status_schema() -> dict:
+    return json.loads((REPO / "driver" / "cli" / "schemas" / "cluster-status.schema.json").read_text())
+
+
+def test_cluster_status_json_follows_its_schema(kube, installed):
+    res = driver(kube, "cluster", "status", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    document = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(cluster_status_schema()).validate(document)
+    assert document["ready"] is True and len(document["checks"]) == 6
+    assert all(check["ok"] for check in document["checks"])
+    assert any("localhost/remote-trainer-runner:" in check["detail"] for check in document["checks"])
 
 
 def test_a_trainjob_on_runtime_remote_reaches_a_running_pod(kube, installed):
@@ -68,6 +83,13 @@ def test_cluster_status_exits_83_without_the_runtime(kube, installed):
         assert res.returncode == 83, res.stdout + res.stderr
         assert "MISSING  runtime remote: not installed" in res.stdout
         assert any(line.startswith("error: the cluster is not ready") for line in res.stderr.splitlines())
+        as_json = driver(kube, "cluster", "status", "--json")
+        assert as_json.returncode == 83, as_json.stderr
+        document = json.loads(as_json.stdout)
+        jsonschema.Draft202012Validator(cluster_status_schema()).validate(document)
+        assert document["ready"] is False
+        missing = [check for check in document["checks"] if not check["ok"]]
+        assert [check["name"] for check in missing] == ["runtime remote"], document
     finally:
         for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
             saved["metadata"].pop(key, None)

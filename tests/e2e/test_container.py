@@ -317,3 +317,23 @@ def test_a_container_job_on_this_machine(testhost_images, tmp_path):
     assert (tmp_path / "jobs" / job / "outputs" / "localhost" / "inside.txt").exists()
     left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
     assert f"remote-trainer-{job}" not in left.stdout.split()
+
+
+def where_am_i(tag):
+    import os
+
+    print("in a container:", os.path.exists("/run/.containerenv"), tag)
+
+
+def test_the_sdk_backend_runs_a_function_in_the_image(sent, tmp_path, monkeypatch):
+    from kubeflow.trainer import CustomTrainer
+
+    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+
+    monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(tmp_path))
+    config = RemoteBackendConfig(inventory=str(sent.inventory_path), limit="th2", image=IMAGE)
+    client = RemoteTrainerClient(config)
+    tag = uuid.uuid4().hex[:6]
+    name = client.train(trainer=CustomTrainer(func=where_am_i, func_args={"tag": tag}))
+    assert list(client.get_job_logs(name, follow=True)) == [f"in a container: True {tag}"]
+    assert client.wait_for_job_status(name, timeout=120, polling_interval=1).status == "Complete"
