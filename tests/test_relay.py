@@ -37,3 +37,18 @@ def test_invalid_utf8_is_replaced_not_fatal(tmp_path):
     relay = Relay(out.append, tmp_path)
     relay.feed("h", 0, b"caf\xe9\n")
     assert out == ["caf\ufffd"]
+
+
+def test_a_held_partial_line_is_resumed_whole_from_the_complete_offset():
+    first: list[str] = []
+    relay = Relay(first.append, None, hold_partial=True)
+    relay.feed("h", 0, b"one\ntwo\nthr")
+    relay.finish()
+    assert first == ["one", "two"]
+    assert relay.complete == {"h": 8}
+    # A second relay resumes there: the held line arrives whole, nothing is missing or repeated.
+    second: list[str] = []
+    resumed = Relay(second.append, None, start=relay.complete)
+    resumed.feed("h", 8, b"three\nfour\n")
+    resumed.finish()
+    assert second == ["three", "four"]

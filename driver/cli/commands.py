@@ -468,7 +468,12 @@ def wait(job: str, timeout: str | None) -> int:
 @click.argument("job", shell_complete=complete_jobs)
 @click.option("-f", "--follow", is_flag=True, help="Keep following until the job ends; exit with its code.")
 @click.option("--host", help="Only this host's log.")
-@click.option("-n", "--tail", type=click.IntRange(min=0), help="Only the last N lines of the log so far.")
+@click.option(
+    "-n",
+    "--tail",
+    type=click.IntRange(min=0),
+    help="Only the last N lines of the log so far (with -f: then the rest, live).",
+)
 def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
     """Print JOB's log from the start, from every host (prefixed with the host when several).
 

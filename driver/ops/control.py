@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning, UsageError
+from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning
 from driver.execution import assets
 from driver.execution.events import HostOutcome
 from driver.execution.play import Play, first_nonzero, report_copy_errors, signals
@@ -27,12 +27,22 @@ def run_control(
     sink: LineSink | None = None,
     host: str | None = None,
     fields: dict[str, Any] | None = None,
+    hold_partial: bool = False,
 ) -> Play:
-    """Run playbooks/control.yml in `mode` on the job's hosts; bring outputs back if it ended unsynced."""
+    """Run playbooks/control.yml in `mode` on the job's hosts; bring outputs back if it ended unsynced.
+
+    fields["offsets"] (host -> log offset) resumes each host's log there; hold_partial keeps a last line
+    without its newline back (the play's relay then says where each host's complete lines end).
+    """
     local = assets.job_dir(record.id) / "control" / new_job_id()
     prefix = host is None and len(record.hosts) > 1
     # The job's own record keeps the copy of the log made while it ran: no second copy per `logs` call.
-    relay = Relay(sink, None, prefix_hosts=prefix) if sink is not None else None
+    start = (fields or {}).get("offsets")
+    relay = (
+        Relay(sink, None, prefix_hosts=prefix, start=start, hold_partial=hold_partial)
+        if sink is not None
+        else None
+    )
     if mode == "kill":
         message = f"interrupted ({{signal}}) while stopping job {record.id}"
         hint = f"it may still run: `driver cancel {record.id}` again"
@@ -118,16 +128,32 @@ def logs(
 ) -> int:
     """Print the job's log from the start (or its last `tail` lines); with follow, until the job ends.
 
-    Returns the exit code to use.
+    With tail and follow: the log so far up to its last complete line on each host, its last `tail` lines
+    printed, then each host followed from where its complete lines ended. Returns the exit code to use.
     """
     if tail is not None:
-        if follow:
-            raise UsageError("--tail and --follow together are not supported", hint="use one of them")
         last: collections.deque[str] = collections.deque(maxlen=tail)
-        code = logs(job_id, last.append, host=host)
+        code, play = _logs(job_id, last.append, host=host, hold_partial=follow)
         for line in last:
             sink(line)
-        return code
+        if not follow or play is None:
+            return code
+        offsets = play.relay.complete if play.relay is not None else {}
+        return _logs(job_id, sink, follow=True, host=host, offsets=offsets)[0]
+    return _logs(job_id, sink, follow=follow, host=host)[0]
+
+
+def _logs(
+    job_id: str,
+    sink: LineSink,
+    *,
+    follow: bool = False,
+    host: str | None = None,
+    offsets: dict[str, int] | None = None,
+    hold_partial: bool = False,
+) -> tuple[int, Play | None]:
+    """logs() without the tail: the exit code to use, and the play that relayed the log (None: the local
+    copy was printed)."""
     record = jobs.resolve(job_id)
     if host is not None and record.hosts and host not in record.hosts:
         raise JobMissing(
@@ -138,16 +164,19 @@ def logs(
             f"job {record.id} never started on a host ({record.state}): it has no log",
             hint=f"why: {record.message}" if record.message else "see `driver status JOB`",
         )
+    fields: dict[str, Any] = {"until_now": not follow}
+    if offsets:
+        fields["offsets"] = offsets
     try:
-        play = run_control(record, "follow", sink=sink, host=host, fields={"until_now": not follow})
+        play = run_control(record, "follow", sink=sink, host=host, fields=fields, hold_partial=hold_partial)
     except JobMissing:
         if not print_local_copy(record, sink, host):
             raise
-        return 0 if record.running else record.exit_code or 0
+        return (0 if record.running else record.exit_code or 0), None
     record = jobs.load(record.id)
     if not follow:
         report_copy_errors(play.copy_errors, 0)
-        return 0
+        return 0, play
     if record.state == "lost":
         raise JobLost(
             f"job {record.id} was lost: it no longer runs and left no exit code",
@@ -155,7 +184,7 @@ def logs(
         )
     code = (record.host_rc.get(host) if host is not None else record.exit_code) or 0
     report_copy_errors(play.copy_errors, code)
-    return code
+    return code, play
 
 
 def print_local_copy(record: jobs.JobRecord, sink: LineSink, host: str | None) -> bool:

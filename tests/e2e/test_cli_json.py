@@ -139,8 +139,25 @@ def test_logs_tail(testhosts, tmp_path):
     res = run_driver(["logs", job, "--tail", "3"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["line 18", "line 19", "end"]
+    # An ended job: the same lines, then its exit code.
     both = run_driver(["logs", job, "--tail", "3", "-f"], tmp_path)
-    assert both.returncode == 2 and "--tail and --follow" in both.stderr
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.splitlines() == ["line 18", "line 19", "end"]
+
+
+def test_logs_tail_follow_goes_on_from_the_tail_without_a_gap_or_a_repeat(testhosts, tmp_path):
+    job = detached(testhosts, tmp_path, str(SCRIPTS / "counter.py"), "40", "0.25", "5")
+    deadline = time.monotonic() + 60
+    while "line 6" not in run_driver(["logs", job], tmp_path).stdout:
+        assert time.monotonic() < deadline, "the job printed nothing"
+        time.sleep(0.5)
+    res = run_driver(["logs", job, "--tail", "3", "-f"], tmp_path)
+    assert res.returncode == 5, res.stderr
+    everything = [f"line {i}" for i in range(40)] + ["end"]
+    out = res.stdout.splitlines()
+    start = everything.index(out[0])
+    assert start >= 4  # the tail, not the whole log
+    assert out == everything[start:]
 
 
 def test_train_json_is_one_document_and_the_script_output_goes_to_stderr(testhosts, tmp_path):

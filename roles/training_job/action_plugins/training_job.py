@@ -209,7 +209,8 @@ class ActionModule(ActionBase):
         if mode == "status":
             result.update(self._status_fields(status))
         elif mode == "follow":
-            result.update(self._follow(job, offset=job["offset"], until_now=job["until_now"]))
+            offset = int((job.get("offsets") or {}).get(self._host, job["offset"]))
+            result.update(self._follow(job, offset=offset, until_now=job["until_now"]))
         elif mode == "kill":
             killed = self._jobctl(f"kill {job['grace']} {shlex.quote(job['reason'])}")
             result["changed"] = bool(killed.get("signalled"))
