@@ -28,7 +28,7 @@ log = logging.getLogger("driver.ansible")
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
-# Must match RELAY_MARKER in roles/training_job/action_plugins/training_job.py.
+# Must match RELAY_MARKER in roles/training_job/action_plugins/training_job.py (and remote_host_build.py).
 RELAY_MARKER = "@@remote-trainer-relay@@"
 
 
@@ -176,6 +176,9 @@ class Translator:
         record = json.loads(stdout[start + len(RELAY_MARKER) :].strip())
         if record["k"] == "out":
             return Output(record["h"], record["o"], base64.b64decode(record["d"]))
+        if record["k"] == "pip":  # the remote_host role's build: pip's own output while it runs
+            log.info("[%s] pip: %s", record["h"], record["line"])
+            return None
         if record["k"] == "launched":
             log.info("[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"])
             return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1), record.get("r"))

@@ -351,3 +351,83 @@ def test_an_interrupted_first_provision_does_not_hold_up_the_next(
     again = provision(hs, tmp_path, *args)
     assert again.returncode == 0, again.stderr
     hs.ssh("th1", f"{venv_of(again.stdout, 'th1')}/bin/python -c 'import torch'")
+
+
+class SlowIndex:
+    """A PEP 503 index on loopback serving the test wheelhouse's six, the wheel itself slowly (~3 s)."""
+
+    def __init__(self, wheelhouse) -> None:
+        import http.server
+        import threading
+
+        wheel = next(wheelhouse.glob("six-*.whl"))
+        data = wheel.read_bytes()
+        self.served = threading.Event()
+        served = self.served
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path.rstrip("/") == "/simple/six":
+                    body = f'<a href="/files/{wheel.name}">{wheel.name}</a>'.encode()
+                    self._send(body, "text/html")
+                elif self.path == f"/files/{wheel.name}":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    step = len(data) // 6 + 1
+                    for i in range(0, len(data), step):
+                        self.wfile.write(data[i : i + step])
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                    served.set()
+                else:
+                    self.send_error(404)
+
+            def _send(self, body: bytes, kind: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_pip_s_own_output_shows_live_with_v(wheelhouse, tmp_path):
+    """-v relays pip's lines while it runs: "Collecting six" arrives before the wheel is even downloaded."""
+    index = SlowIndex(wheelhouse)
+    try:
+        proc = subprocess.Popen(
+            # This machine is the host; a fresh set (its key includes the index's port).
+            [DRIVER, "provision", "-v", "--packages", "six==1.16.0", "--index-url", index.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=driver_env(tmp_path),
+        )
+        try:
+            assert proc.stderr is not None
+            seen = []
+            for line in proc.stderr:
+                seen.append(line)
+                if "] pip: Collecting six" in line:
+                    assert not index.served.is_set(), "pip's line came only after its download"
+                    break
+            else:
+                raise AssertionError("no live pip line:\n" + "".join(seen))
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
+        assert "] pip: Successfully installed six-1.16.0" in err
+    finally:
+        index.close()

@@ -75,8 +75,9 @@ def build(spec):
             return created.returncode
         python = os.path.join(spec["venv"], "bin", "python")
     sys.stdout.flush()
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", spec["requirements"]]
-    code = subprocess.call([*pip, *spec["pip_args"]], stderr=subprocess.STDOUT)
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    pip += ["-r", spec["requirements"], *spec["pip_args"]]
+    code = _run_logged(pip, spec.get("log") or "")
     if code != 0:
         return code
     tmp = spec["ready"] + ".tmp"
@@ -85,6 +86,25 @@ def build(spec):
     os.replace(tmp, spec["ready"])
     print("installed")
     return 0
+
+
+def _run_logged(argv, log):
+    """Run argv with its output on our stdout and, line by line as it comes, in the file log (when given:
+    the remote_host_build action plugin reads it while the build runs); removed at the end."""
+    if not log:
+        return subprocess.call(argv, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for line in proc.stdout:
+            os.write(fd, line)
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+        return proc.wait()
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(log)
 
 
 def prune(cache):
