@@ -366,7 +366,7 @@ class SlowIndex:
         served = self.served
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/simple/six":
                     body = f'<a href="/files/{wheel.name}">{wheel.name}</a>'.encode()
                     self._send(body, "text/html")
