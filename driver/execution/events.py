@@ -86,7 +86,12 @@ def plan_progress(host: str, plan: dict[str, Any]) -> Progress | None:
         return None
     wanted = [line for line in str(plan.get("requirements", "")).splitlines() if not line.startswith("-")]
     names = ", ".join(wanted[:3]) + (", ..." if len(wanted) > 3 else "")
-    where = f"a new venv {plan['venv']}" if plan.get("uses_venv") else "the user's site-packages"
+    if plan.get("in_image"):
+        where = f"a package directory for the job's image, {plan['venv']}"
+    elif plan.get("uses_venv"):
+        where = f"a new venv {plan['venv']}"
+    else:
+        where = "the user's site-packages"
     return Progress(
         host, f"installing {len(wanted)} requirements ({names}) into {where}; this can take a while"
     )

@@ -193,10 +193,10 @@ class JobSpec:
             check_output_dir(self.output_dir)
         self.requirements.validate()
         self.container.validate(self.workdir)
-        if self.container.wanted and (self.requirements.file or self.requirements.packages):
+        if self.container.build and (self.requirements.file or self.requirements.packages):
             raise BadContainer(
-                "--requirements and --packages install into a host's venv, not into --image",
-                hint="put the requirements in the image (--build from a Containerfile in the workdir)",
+                "--requirements and --packages with --build: the image is built on the host",
+                hint="install them in the Containerfile (RUN pip install -r requirements.txt)",
             )
 
 

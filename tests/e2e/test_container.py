@@ -337,3 +337,30 @@ def test_the_sdk_backend_runs_a_function_in_the_image(sent, tmp_path, monkeypatc
     name = client.train(trainer=CustomTrainer(func=where_am_i, func_args={"tag": tag}))
     assert list(client.get_job_logs(name, follow=True)) == [f"in a container: True {tag}"]
     assert client.wait_for_job_status(name, timeout=120, polling_interval=1).status == "Complete"
+
+
+USES_SIX = """\
+import six
+print("six", six.__version__, "from", six.__file__)
+"""
+
+
+def test_requirements_go_into_the_images_python_never_into_the_host(sent, wheelhouse, tmp_path):
+    script = tmp_path / "uses_six.py"
+    script.write_text(USES_SIX)
+    cmd = ["train", str(script), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
+           "--packages", "six==1.16.0", "--wheelhouse", str(wheelhouse), "--no-index"]  # fmt: skip
+    first = run_driver(cmd, tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "[th1] installing 1 requirements (six==1.16.0) into a package directory for the job's image" in (
+        first.stderr
+    )
+    line = first.stdout.strip().splitlines()[-1]
+    assert line.startswith("six 1.16.0 from /home/trainer/.cache/remote-trainer/venvs/"), line
+    # The host's own python has no six: nothing was installed there.
+    assert sent.ssh("th1", "python3 -c 'import six'", check=False).returncode != 0
+    # A second job finds the set ready: no new install, the same directory.
+    second = run_driver(cmd, tmp_path, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "installing" not in second.stderr
+    assert second.stdout.strip().splitlines()[-1] == line

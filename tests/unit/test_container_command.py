@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "roles" / "training_job" / "filter_plugins"))
 sys.path.insert(0, str(REPO / "roles" / "training_job" / "action_plugins"))
 
 from contract import training_job_contract  # noqa: E402  (the role's filter plugin)
-from training_job import command  # noqa: E402  (the role's action plugin)
+from training_job import command, merged_env  # noqa: E402  (the role's action plugin)
 
 
 def job(**container) -> dict:
@@ -134,13 +134,30 @@ def test_build_needs_a_containerfile_in_the_workdir(tmp_path):
     Container(build=True).validate(tmp_path)
 
 
-def test_requirements_with_an_image_are_refused(tmp_path):
+def test_requirements_with_build_are_refused(tmp_path):
     script = tmp_path / "s.py"
     script.write_text("")
-    spec = JobSpec(script=script, container=Container(image="i"))
+    (tmp_path / "Containerfile").write_text("FROM x\n")
+    spec = JobSpec(script=script, workdir=tmp_path, container=Container(build=True))
     spec.requirements.packages = ["six"]
-    with pytest.raises(BadContainer, match="--requirements and --packages install into a host's venv"):
+    with pytest.raises(BadContainer, match="--requirements and --packages with --build"):
         spec.validate()
+    spec.container = Container(image="i")  # a pulled or sent image: they go into its python
+    spec.validate()
+
+
+def test_the_images_packages_are_mounted_and_first_on_the_path():
+    h = host()
+    h["container"]["packages"] = "/home/u/.cache/remote-trainer/venvs/k1"
+    launch = command(job(image="i"), h, "s.py", [], ["PYTHONPATH"])
+    assert (
+        "--volume=/home/u/.cache/remote-trainer/venvs/k1:/home/u/.cache/remote-trainer/venvs/k1:ro"
+        in launch["argv"]
+    )
+    assert launch["env"]["PYTHONPATH"] == "/home/u/.cache/remote-trainer/venvs/k1"
+    assert launch["python"] == "/home/u/.cache/remote-trainer/venvs/k1/bin/python"
+    merged = merged_env({}, launch["env"], {"PYTHONPATH": "/mine"})
+    assert merged["PYTHONPATH"] == "/home/u/.cache/remote-trainer/venvs/k1:/mine"
 
 
 def test_the_contract_carries_the_container_fields_that_are_set(tmp_path):

@@ -1,6 +1,6 @@
 """Build or prune the cached requirement sets of a host (run by the remote_host role with the host's python).
 
-    python - build SPEC_JSON   (this file on stdin)
+    python - build SPEC_JSON   (this file on stdin; with "target" and "image", pip runs in the job's image)
         Under the set's lock: unless the set is ready meanwhile, remove what an unfinished attempt left,
         create the venv, pip install the requirements, then write the ready mark. Prints "ready" (another
         run built it) or "installed" last; pip's own lines before.
@@ -77,6 +77,8 @@ def build(spec):
     sys.stdout.flush()
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
     pip += ["-r", spec["requirements"], *spec["pip_args"]]
+    if spec.get("target"):
+        pip = _in_image(spec, pip)
     code = _run_logged(pip, spec.get("log") or "")
     if code != 0:
         return code
@@ -86,6 +88,24 @@ def build(spec):
     os.replace(tmp, spec["ready"])
     print("installed")
     return 0
+
+
+def _in_image(spec, pip):
+    """pip run by the container engine in the job's image, installing into spec["target"] (pip --target), a
+    directory of the host that jobs mount; the requirements file and the wheelhouse are mounted read-only,
+    the environment passed by name."""
+    image, target = spec["image"], spec["target"]
+    shutil.rmtree(target, ignore_errors=True)  # what an unfinished attempt left
+    os.makedirs(target, mode=0o700)
+    argv = [image["path"], "run", "--rm", "--network=host", "--pull=never"]
+    argv += [f"--volume={target}:{target}", "--volume={0}:{0}:ro".format(spec["requirements"])]
+    if spec.get("wheelhouse"):
+        argv.append("--volume={0}:{0}:ro".format(spec["wheelhouse"]))
+    if not image.get("rootless") and int(image.get("uid") or 0) != 0:
+        argv += ["--user={}:{}".format(int(image["uid"]), int(image["gid"])), "--env=HOME=/tmp"]
+    argv += [f"--env={name}" for name in spec.get("env_names") or []]
+    python = image.get("python") or "python3"
+    return [*argv, image["image"], python, *pip[1:4], "--target", target, "--no-cache-dir", *pip[4:]]
 
 
 def _run_logged(argv, log):

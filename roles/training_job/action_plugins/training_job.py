@@ -126,16 +126,35 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
         if job["executor"] != "process":
             raise AnsibleActionFail(f"executor {job['executor']!r} without a container engine on this host")
         return {"argv": argv, "env": env_s, "python": python}
-    names = sorted({*env_names, *env_s, "PYTHONUNBUFFERED"})
     engine, name = container_engine_argv(job, container)
+    launch: dict = {}
+    packages = container.get("packages") or ""
+    if packages:
+        # The requirements, installed for this image by remote_host (pip --target): mounted read-only and
+        # first on the path; the set's python mark lets jobctl record its use (cache list / prune).
+        engine.append(f"--volume={packages}:{packages}:ro")
+        env_s["PYTHONPATH"] = packages
+        launch["python"] = packages + "/bin/python"
+    names = sorted({*env_names, *env_s, "PYTHONUNBUFFERED"})
     prefix = engine + [f"--env={n}" for n in names] + [container["image"]]
     return {
+        **launch,
         "argv": prefix + argv,
         "env": env_s,
         "expand": len(prefix),
         "term": [container["path"], "kill", "--signal=TERM", name],
         "stop": container_stop(job, container, name),
     }
+
+
+def merged_env(inventory_env: dict, launch_env: dict, user_env: dict) -> dict:
+    """The script's environment: the inventory's, the launcher's (rendezvous, the image's packages), then
+    --env; a PYTHONPATH of the inventory or --env comes after the image's packages, not instead of them."""
+    env = {**inventory_env, **launch_env, **user_env}
+    theirs = user_env.get("PYTHONPATH") or inventory_env.get("PYTHONPATH")
+    if "PYTHONPATH" in launch_env and theirs:
+        env["PYTHONPATH"] = launch_env["PYTHONPATH"] + os.pathsep + theirs
+    return env
 
 
 def container_name(job: dict) -> str:
@@ -256,7 +275,7 @@ class ActionModule(ActionBase):
             launch = command(job, host, rel, spec_in.get("args", []), [*inventory_env, *user_env])
             spec = {
                 **launch,
-                "env": {**inventory_env, **launch["env"], **user_env},
+                "env": merged_env(inventory_env, launch["env"], user_env),
                 "output": job["output"],
                 "timeout": left,
                 "grace": job["grace"],
