@@ -4,6 +4,7 @@
 #   localhost/remote-trainer-testhost:bookworm          testhosts/image, target testhost
 #   localhost/remote-trainer-testhost-nopython:bookworm testhosts/image, target testhost-nopython
 #   localhost/remote-trainer-testhost-podman:bookworm   testhosts/image, target testhost-podman
+#   localhost/remote-trainer-testhost-docker:bookworm   testhosts/image, target testhost-docker
 #   localhost/remote-trainer-job-python:bookworm        testhosts/image, target job-python
 # The host images carry a label with a hash of testhosts/image plus the base
 # image ID; a change to either rebuilds them. FORCE=1 rebuilds everything,
@@ -19,6 +20,7 @@ base=localhost/debian-min:$suite
 image=localhost/remote-trainer-testhost:$suite
 image_nopython=localhost/remote-trainer-testhost-nopython:$suite
 image_podman=localhost/remote-trainer-testhost-podman:$suite
+image_docker=localhost/remote-trainer-testhost-docker:$suite
 image_job=localhost/remote-trainer-job-python:$suite
 label=remote-trainer.testhost.hash
 force=${FORCE:-0}
@@ -88,6 +90,7 @@ want=$(context_hash)
 build_target testhost "$image"
 build_target testhost-nopython "$image_nopython"
 build_target testhost-podman "$image_podman"
+build_target testhost-docker "$image_docker"
 build_target job-python "$image_job"
 # Untagged leftovers of earlier builds (ignore failures: in use, or none).
 podman image prune -f >/dev/null 2>&1 || true

@@ -47,6 +47,7 @@ IMAGE_NOPYTHON = "localhost/remote-trainer-testhost-nopython:bookworm"
 # container jobs (python3, no entrypoint).
 IMAGE_PODMAN = "localhost/remote-trainer-testhost-podman:bookworm"
 PODMAN_RUN_ARGS = ("--privileged",)
+IMAGE_DOCKER = "localhost/remote-trainer-testhost-docker:bookworm"  # dockerd inside; run with PODMAN_RUN_ARGS
 IMAGE_JOB = "localhost/remote-trainer-job-python:bookworm"
 LABEL_KEY = "remote-trainer-testhost"
 USER = "trainer"

@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -364,3 +365,53 @@ def test_requirements_go_into_the_images_python_never_into_the_host(sent, wheelh
     assert second.returncode == 0, second.stderr
     assert "installing" not in second.stderr
     assert second.stdout.strip().splitlines()[-1] == line
+
+
+# -- docker -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def docker_host(start_testhosts):
+    """A host whose engine is docker (rootful dockerd inside the test host; trainer in the docker group)."""
+    hs = start_testhosts(1, image=th.IMAGE_DOCKER, extra_run_args=th.PODMAN_RUN_ARGS)
+    deadline = time.monotonic() + 60
+    while hs.ssh("th1", "docker info --format '{{.ServerVersion}}'", check=False).returncode != 0:
+        assert time.monotonic() < deadline, hs.ssh("th1", "sudo cat /var/log/dockerd.log", check=False).stdout
+        time.sleep(0.5)
+    return hs
+
+
+def docker_containers(hs: th.HostSet, job: str = "") -> list[str]:
+    out = hs.ssh("th1", "docker ps -a --format '{{.Names}}'").stdout.split()
+    return [name for name in out if name.startswith("remote-trainer-" + job)]
+
+
+def test_a_docker_host_runs_the_job_as_the_ssh_user(docker_host, tmp_path):
+    args = ["a b", "$(touch /tmp/pwned)"]
+    res = run_driver(
+        ["train", str(inside(tmp_path)), "-i", str(docker_host.inventory_path), "--image", IMAGE,
+         "--image-from-local", "-e", "SECRET=x y", "-e", "EXIT_WITH=4", "--", *args],
+        tmp_path,
+        timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["container"] is True and seen["args"] == args and seen["secret"] == "x y"
+    job = seen["cwd"].split("/")[-2]
+    # A rootful engine: the script ran with --user, so its files belong to trainer, not root.
+    owner = docker_host.ssh("th1", f"stat -c %U ~/.remote-trainer/jobs/{job}/work/outputs/inside.txt").stdout
+    assert owner.strip() == "trainer"
+    assert (tmp_path / "jobs" / job / "outputs" / "th1" / "inside.txt").exists()
+    assert docker_containers(docker_host, job) == []
+
+
+def test_a_timeout_on_docker_leaves_no_container_and_no_process(docker_host, tmp_path):
+    tag = uuid.uuid4().hex[:10]
+    res = run_driver(
+        ["train", str(SCRIPTS / "ignores_sigterm.py"), "-i", str(docker_host.inventory_path), "--image", IMAGE,
+         "--image-from-local", "--engine", "docker", "--timeout", "40", "--grace", "1", "--", tag],
+        tmp_path,
+        timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 124, res.stderr
+    assert f"ignoring {tag}" in res.stdout
+    assert docker_host.pids_matching("th1", tag) == []
+    assert docker_containers(docker_host) == []
