@@ -405,9 +405,10 @@ def test_a_docker_host_runs_the_job_as_the_ssh_user(docker_host, tmp_path):
 
 def test_a_timeout_on_docker_leaves_no_container_and_no_process(docker_host, tmp_path):
     tag = uuid.uuid4().hex[:10]
+    inv = ["-i", str(docker_host.inventory_path)]
     res = run_driver(
-        ["train", str(SCRIPTS / "ignores_sigterm.py"), "-i", str(docker_host.inventory_path), "--image", IMAGE,
-         "--image-from-local", "--engine", "docker", "--timeout", "40", "--grace", "1", "--", tag],
+        ["train", str(SCRIPTS / "ignores_sigterm.py"), *inv, "--image", IMAGE, "--image-from-local",
+         "--engine", "docker", "--timeout", "40", "--grace", "1", "--", tag],
         tmp_path,
         timeout=300,
     )  # fmt: skip
