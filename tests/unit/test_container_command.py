@@ -56,7 +56,7 @@ def test_a_container_job_passes_env_by_name_and_args_untouched():
     assert {"--env=SECRET", "--env=HF_TOKEN", "--env=PYTHONUNBUFFERED"} <= set(argv)
     assert not any("=" in a.split("--env=", 1)[1] for a in argv if a.startswith("--env="))
     assert {"--init", "--network=host", "--pull=never", "--rm", "--name=remote-trainer-J1"} <= set(argv)
-    assert {"--volume=@WORK@:@WORK@", "--workdir=@WORK@"} <= set(argv)
+    assert {"--volume=@WORK@:@WORK@:z", "--workdir=@WORK@"} <= set(argv)
     assert not any(a.startswith("--user") for a in argv)  # rootless: the container's root is the user
     assert launch["term"] == ["/usr/bin/podman", "kill", "--signal=TERM", "remote-trainer-J1"]
     assert launch["stop"] == ["/usr/bin/podman", "rm", "--force", "--time=0", "--ignore", "remote-trainer-J1"]
@@ -151,7 +151,7 @@ def test_the_images_packages_are_mounted_and_first_on_the_path():
     h["container"]["packages"] = "/home/u/.cache/remote-trainer/venvs/k1"
     launch = command(job(image="i"), h, "s.py", [], ["PYTHONPATH"])
     assert (
-        "--volume=/home/u/.cache/remote-trainer/venvs/k1:/home/u/.cache/remote-trainer/venvs/k1:ro"
+        "--volume=/home/u/.cache/remote-trainer/venvs/k1:/home/u/.cache/remote-trainer/venvs/k1:ro,z"
         in launch["argv"]
     )
     assert launch["env"]["PYTHONPATH"] == "/home/u/.cache/remote-trainer/venvs/k1"

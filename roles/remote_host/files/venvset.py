@@ -98,9 +98,9 @@ def _in_image(spec, pip):
     shutil.rmtree(target, ignore_errors=True)  # what an unfinished attempt left
     os.makedirs(target, mode=0o700)
     argv = [image["path"], "run", "--rm", "--network=host", "--pull=never"]
-    argv += [f"--volume={target}:{target}", "--volume={0}:{0}:ro".format(spec["requirements"])]
+    argv += [f"--volume={target}:{target}:z", "--volume={0}:{0}:ro,z".format(spec["requirements"])]
     if spec.get("wheelhouse"):
-        argv.append("--volume={0}:{0}:ro".format(spec["wheelhouse"]))
+        argv.append("--volume={0}:{0}:ro,z".format(spec["wheelhouse"]))
     if not image.get("rootless") and int(image.get("uid") or 0) != 0:
         argv += ["--user={}:{}".format(int(image["uid"]), int(image["gid"])), "--env=HOME=/tmp"]
     argv += [f"--env={name}" for name in spec.get("env_names") or []]

@@ -132,7 +132,7 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
     if packages:
         # The requirements, installed for this image by remote_host (pip --target): mounted read-only and
         # first on the path; the set's python mark lets jobctl record its use (cache list / prune).
-        engine.append(f"--volume={packages}:{packages}:ro")
+        engine.append(f"--volume={packages}:{packages}:ro,z")
         env_s["PYTHONPATH"] = packages
         launch["python"] = packages + "/bin/python"
     names = sorted({*env_names, *env_s, "PYTHONUNBUFFERED"})
@@ -163,7 +163,7 @@ def container_name(job: dict) -> str:
 
 def container_engine_argv(job: dict, container: dict) -> tuple[list[str], str]:
     """`ENGINE run ...` up to the image: the job's working directory mounted at the same path (@WORK@, filled
-    in by jobctl) and the script's cwd, host networking (multi-node rendezvous, services on the host), an init
+    in by jobctl; `z`: relabelled for the container where SELinux is on) and the script's cwd, host networking (multi-node rendezvous, services on the host), an init
     that passes SIGTERM on to the script, the host user's files (rootless engines map it to the container's
     root; else --user), GPUs and /dev/shm as asked."""
     spec = job["container"]
@@ -171,7 +171,7 @@ def container_engine_argv(job: dict, container: dict) -> tuple[list[str], str]:
     argv = [engine, "run", f"--name={name}", "--init", "--network=host", "--pull=never"]
     if not spec["keep"]:
         argv.append("--rm")
-    argv += ["--volume=@WORK@:@WORK@", "--workdir=@WORK@"]
+    argv += ["--volume=@WORK@:@WORK@:z", "--workdir=@WORK@"]
     if not container.get("rootless") and int(container.get("uid") or 0) != 0:
         argv.append(f"--user={int(container['uid'])}:{int(container['gid'])}")
     if spec["shm_size"]:
