@@ -23,6 +23,9 @@ image_podman=localhost/remote-trainer-testhost-podman:$suite
 image_docker=localhost/remote-trainer-testhost-docker:$suite
 image_job=localhost/remote-trainer-job-python:$suite
 label=remote-trainer.testhost.hash
+# Version of the base image's recipe (build_base); a base without it, or with another, is made again.
+base_label=remote-trainer.base.version
+base_version=2
 force=${FORCE:-0}
 
 log() { echo "build-image.sh: $*" >&2; }
@@ -31,6 +34,9 @@ image_exists() { podman image exists "$1"; }
 
 build_base() {
     root=$(mktemp -d /var/tmp/debian-min.XXXXXX)
+    # The tree's top is the image's /: 0755, as on any system (mktemp's 0700 would lock every user but root
+    # out of the whole image, say a job run with --user).
+    chmod 0755 "$root"
     # shellcheck disable=SC2064  # expand now: $root is fixed
     trap "rm -rf '$root'" EXIT INT TERM
     log "debootstrap $suite from $mirror"
@@ -46,7 +52,8 @@ build_base() {
         "${root:?}"/etc/resolv.conf "${root:?}"/etc/hostname
     log "podman import $base"
     tar --numeric-owner -C "$root" -c . \
-        | podman import --quiet --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
+        | podman import --quiet --change 'CMD ["/bin/bash"]' --change "LABEL $base_label=$base_version" - "$base" \
+            >/dev/null
     rm -rf "$root"
     trap - EXIT INT TERM
 }
@@ -64,15 +71,16 @@ context_hash() {
     ) | sha256sum | cut -c1-64
 }
 
-current_hash() {
-    podman image inspect --format "{{index .Labels \"$label\"}}" "$1" 2>/dev/null || true
+current_hash() {  # IMAGE [LABEL]: the value of the label (default: the host images' hash label)
+    podman image inspect --format "{{index .Labels \"${2:-$label}\"}}" "$1" 2>/dev/null || true
 }
 
 # One build at a time on this machine (parallel test sessions call this too).
 exec 9>/run/lock/remote-trainer-testhost-build.lock
 flock 9
 
-if [ "$force" = 1 ] || ! image_exists "$base"; then
+# A base made by an older version of this script (its label differs) is made again.
+if [ "$force" = 1 ] || [ "$(current_hash "$base" "$base_label")" != "$base_version" ]; then
     build_base
 fi
 

@@ -163,9 +163,10 @@ def container_name(job: dict) -> str:
 
 def container_engine_argv(job: dict, container: dict) -> tuple[list[str], str]:
     """`ENGINE run ...` up to the image: the job's working directory mounted at the same path (@WORK@, filled
-    in by jobctl; `z`: relabelled for the container where SELinux is on) and the script's cwd, host networking (multi-node rendezvous, services on the host), an init
-    that passes SIGTERM on to the script, the host user's files (rootless engines map it to the container's
-    root; else --user), GPUs and /dev/shm as asked."""
+    in by jobctl; `z`: relabelled for the container where SELinux is on) and the script's cwd, host
+    networking (multi-node rendezvous, services on the host), an init that passes SIGTERM on to the script,
+    the host user's files (rootless engines map it to the container's root; else --user), GPUs and /dev/shm
+    as asked."""
     spec = job["container"]
     engine, kind, name = container["path"], container["name"], container_name(job)
     argv = [engine, "run", f"--name={name}", "--init", "--network=host", "--pull=never"]
