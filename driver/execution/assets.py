@@ -59,16 +59,21 @@ def tools_dir() -> Path:
     path = state_dir() / "bin"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     here = Path(sys.executable).parent
+    # Drivers started at once on a fresh state directory all write here: each through its own temporary
+    # name, renamed over the final one (atomic), so that none sees another's half-made file.
+    mine = f".{os.getpid()}.tmp"
     for name in ("ansible-inventory", "ansible-galaxy", "ansible-config"):
         target, link = here / name, path / name
         if target.exists() and (not link.is_symlink() or link.readlink() != target):
-            link.unlink(missing_ok=True)
-            link.symlink_to(target)
+            tmp = path / (name + mine)
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target)
+            tmp.replace(link)
     target, wrapper = here / "ansible-playbook", path / "ansible-playbook"
     if target.exists():
         text = _PLAYBOOK_WRAPPER.format(target=shlex.quote(str(target)))
         if wrapper.is_symlink() or not wrapper.exists() or wrapper.read_text(encoding="utf-8") != text:
-            tmp = path / ".ansible-playbook.tmp"
+            tmp = path / ("ansible-playbook" + mine)
             tmp.write_text(text, encoding="utf-8")
             tmp.chmod(0o700)
             tmp.replace(wrapper)

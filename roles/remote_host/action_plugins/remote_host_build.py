@@ -50,8 +50,8 @@ class ActionModule(ActionBase):
         build = dict(args["build"])
         env = {str(k): str(v) for k, v in (args.get("environment") or {}).items()}
         prefix = ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " ") if env else ""
-        with open(self._find_needle("files", "venvset.py"), encoding="utf-8") as f:
-            source = f.read()
+        with open(self._find_needle("files", "venvset.py"), "rb") as f:
+            source = f.read()  # bytes: the local connection writes them to the command's stdin as they are
         command = f"{prefix}{python} - build {shlex.quote(json.dumps(build))}"
         done: dict = {}
 
@@ -69,6 +69,11 @@ class ActionModule(ActionBase):
             worker.join(POLL)
             if log and worker.is_alive():
                 offset, partial = self._relay_new(python, log, offset, partial)
+        if log and "exc" not in done:
+            # pip's last lines (written after the last read), then the log goes.
+            offset, partial = self._relay_new(python, log, offset, partial)
+            self._relay_lines([partial] if partial.strip() else [])
+            self._low_level_execute_command(f"rm -f {shlex.quote(log)}", sudoable=False)
         if "exc" in done:
             raise done["exc"]
         res = done["res"]
@@ -96,7 +101,11 @@ class ActionModule(ActionBase):
             return offset, partial
         data = base64.b64decode(res.get("stdout", "").strip() or b"")
         lines = (partial + data).split(b"\n")
-        for line in lines[:-1]:
+        self._relay_lines(lines[:-1])
+        return offset + len(data), lines[-1]
+
+    def _relay_lines(self, lines: list[bytes]) -> None:
+        for line in lines:
             text = line.decode("utf-8", "replace").rstrip("\r")
             if not text.strip():
                 continue
@@ -105,4 +114,3 @@ class ActionModule(ActionBase):
                 display.display(RELAY_MARKER + " " + json.dumps(record, separators=(",", ":")))
             else:
                 display.v(f"[{self._host}] pip: {text}")
-        return offset + len(data), lines[-1]

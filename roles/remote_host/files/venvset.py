@@ -110,7 +110,7 @@ def _in_image(spec, pip):
 
 def _run_logged(argv, log):
     """Run argv with its output on our stdout and, line by line as it comes, in the file log (when given:
-    the remote_host_build action plugin reads it while the build runs); removed at the end."""
+    the remote_host_build action plugin reads it while the build runs, and removes it at the end)."""
     if not log:
         return subprocess.call(argv, stderr=subprocess.STDOUT)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -123,8 +123,6 @@ def _run_logged(argv, log):
         return proc.wait()
     finally:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(log)
 
 
 def prune(cache):
@@ -142,8 +140,9 @@ def prune(cache):
             if not os.path.exists(os.path.join(venv, ".ready")):
                 kb += _size_kb(venv)
                 shutil.rmtree(venv, ignore_errors=True)
-                if os.path.exists(venv + ".txt"):
-                    os.remove(venv + ".txt")
+                for leftover in (venv + ".txt", venv + ".log"):  # its requirements, a killed build's log
+                    with contextlib.suppress(OSError):
+                        os.remove(leftover)
                 removed.append(key)
         finally:
             lock.close()
