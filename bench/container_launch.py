@@ -4,8 +4,8 @@ Prints, from one run, the median wall time of `driver train noop.py` and of the 
   - this machine (no inventory: the local connection, rootful podman), and
   - one test host over SSH that runs rootless podman (testhosts/image, target testhost-podman; vfs storage,
     so each container copies the image's file tree: a worst case for the engine's own start),
-plus `podman run --rm IMAGE python3 noop.py` on each, the engine's own cost, and the ratios. The image is
-sent to the host once before timing (--image-from-local); the timed runs find it there.
+plus `podman run --rm --init --network=host IMAGE python3 -c pass` on each (the engine's own cost) and
+the ratios. The image is sent to the host once before timing (--image-from-local); the timed runs find it.
 
 Usage: python bench/container_launch.py [--runs N]
 """
@@ -64,7 +64,8 @@ def main() -> None:
             ):
                 plain = median([DRIVER, "train", str(NOOP), *hosts], env, args.runs)
                 boxed = median([DRIVER, "train", str(NOOP), *hosts, *image], env, args.runs)
-                bare = median([*engine, "run", "--rm", th.IMAGE_JOB, "python3", "-c", "pass"], env, args.runs)
+                run = [*engine, "run", "--rm", "--init", "--network=host", th.IMAGE_JOB]
+                bare = median([*run, "python3", "-c", "pass"], env, args.runs)
                 rows.append((where, plain, boxed, bare))
         finally:
             hs.stop()
