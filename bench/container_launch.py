@@ -16,27 +16,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "testhosts"))
+from benchlib import DRIVER, NOOP, REPO, timed
 
-import hosts as th  # noqa: E402
-
-DRIVER = str(Path(sys.executable).parent / "driver")
-NOOP = REPO / "bench" / "noop.py"
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(argv, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"failed ({res.returncode}): {' '.join(argv)}\n{res.stderr}")
-    return elapsed
+# isort: split
+import hosts as th  # the test hosts' API, on the path through benchlib
 
 
 def median(argv: list[str], env: dict[str, str], runs: int) -> float:

@@ -16,27 +16,14 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "testhosts"))
+from benchlib import DRIVER, NOOP, timed
 
-import hosts as th  # noqa: E402
-
-DRIVER = str(Path(sys.executable).parent / "driver")
-NOOP = REPO / "bench" / "noop.py"
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} failed ({res.returncode}): {res.stderr[-1500:]}")
-    return time.perf_counter() - start
+# isort: split
+import hosts as th  # the test hosts' API, on the path through benchlib
 
 
 def make_workdir(path: Path, files: int, size: int) -> None:

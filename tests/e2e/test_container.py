@@ -72,14 +72,27 @@ def containers(hs: th.HostSet, host: str, job: str = "") -> list[str]:
     return [name for name in out if name.startswith("remote-trainer-" + job)]
 
 
+def train_inside(hs: th.HostSet, host: str, tmp_path: Path, *options: str, image: str = IMAGE):
+    """`driver train inside.py -i HOSTS -l HOST --image IMAGE OPTIONS...` (script arguments after `--`)."""
+    argv = [
+        "train",
+        str(inside(tmp_path)),
+        "-i",
+        str(hs.inventory_path),
+        "-l",
+        host,
+        "--image",
+        image,
+        *options,
+    ]
+    return run_driver(argv, tmp_path, timeout=300)
+
+
 def test_a_container_job_gets_args_env_and_outputs_owned_by_the_user(sent, tmp_path):
     args = ["a b", "it's", '"q"', "$(touch /tmp/pwned)", "*"]
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
-         "-e", "SECRET=s3cr3t value $HOME", "-e", "EXIT_WITH=3", "--", *args],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(
+        sent, "th1", tmp_path, "-e", "SECRET=s3cr3t value $HOME", "-e", "EXIT_WITH=3", "--", *args
+    )
     assert res.returncode == 3, res.stderr
     seen = json.loads(res.stdout.strip().splitlines()[-1])
     assert seen["container"] is True
@@ -101,12 +114,7 @@ def test_a_container_job_gets_args_env_and_outputs_owned_by_the_user(sent, tmp_p
 def test_a_second_image_from_local_sends_nothing(sent, tmp_path):
     archive = "~/.cache/remote-trainer/images/*.tar"
     before = sent.ssh("th2", f"stat -c %Y {archive}").stdout.strip()
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th2", "--image", IMAGE,
-         "--image-from-local", "-v"],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(sent, "th2", tmp_path, "--image-from-local", "-v")
     assert res.returncode == 0, res.stderr
     assert sent.ssh("th2", f"stat -c %Y {archive}").stdout.strip() == before
     ran = re.findall(r"\] (?:ok|changed): Training job \| (Send the archive|Load the image)", res.stderr)
@@ -180,12 +188,7 @@ def test_a_detached_container_job_survives_its_driver_and_is_found_again(sent, t
 
 
 def test_keep_container_keeps_the_stopped_container(sent, tmp_path):
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
-         "--keep-container"],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(sent, "th1", tmp_path, "--keep-container")
     assert res.returncode == 0, res.stderr
     job = json.loads(res.stdout.strip().splitlines()[-1])["cwd"].split("/")[-2]
     try:
@@ -229,12 +232,7 @@ def test_build_from_the_workdir_runs_in_the_built_image_and_is_cached(sent, tmp_
 
 
 def test_an_image_that_is_nowhere_fails_with_one_clear_line(sent, tmp_path):
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image",
-         "localhost/remote-trainer-no-such-image:1"],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(sent, "th1", tmp_path, image="localhost/remote-trainer-no-such-image:1")
     assert res.returncode == 89, res.stderr
     assert (
         "error: image localhost/remote-trainer-no-such-image:1 is not on th1 and could not be pulled"
@@ -244,22 +242,13 @@ def test_an_image_that_is_nowhere_fails_with_one_clear_line(sent, tmp_path):
 
 
 def test_gpus_without_the_nvidia_toolkit_fail_clearly(sent, tmp_path):
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(sent.inventory_path), "-l", "th1", "--image", IMAGE,
-         "--gpus", "all"],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(sent, "th1", tmp_path, "--gpus", "all")
     assert res.returncode == 88, res.stderr
     assert "--gpus on th1: podman has no NVIDIA GPUs to pass in" in res.stderr
 
 
 def test_a_host_without_an_engine_fails_clearly(testhosts, tmp_path):
-    res = run_driver(
-        ["train", str(inside(tmp_path)), "-i", str(testhosts.inventory_path), "-l", "th1", "--image", IMAGE],
-        tmp_path,
-        timeout=180,
-    )  # fmt: skip
+    res = train_inside(testhosts, "th1", tmp_path)
     assert res.returncode == 88, res.stderr
     assert "error: no container engine on th1: looked for podman, docker on the PATH" in res.stderr
 
