@@ -4,7 +4,9 @@ A required variable has no default anywhere: a default (even "") would satisfy A
 so that a missing value never failed with its "missing required arguments" error.
 """
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +88,27 @@ def test_remote_runtime_with_an_empty_inventory_says_which(tmp_path):
     res = run_remote_runtime(tmp_path, remote_runtime_inventory="", **key_and_known_hosts(tmp_path))
     assert res.returncode == 2, res.stdout + res.stderr
     assert "remote_runtime_inventory is empty: name the file" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("output", ["../up", "/abs", "."])
+def test_the_training_job_role_refuses_an_output_outside_the_job_by_its_kind(output, tmp_path):
+    """A playbook using the role without the driver gets the same rule (filter_plugins/contract.py)."""
+    playbook = tmp_path / "job.yml"
+    playbook.write_text(
+        "- name: Job\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - name: The role\n      ansible.builtin.include_role:\n        name: training_job\n"
+    )
+    job = {
+        "id": f"roles-test-{tmp_path.name}",
+        "script": str(REPO / "examples" / "hello.py"),
+        "output": output,
+    }
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)]
+    argv += ["-e", json.dumps({"training_job": job})]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROLES)}
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stdout + res.stderr
+    failure = re.search(r'"training_job_failure": (\{[^}]*\})', res.stdout)
+    assert failure is not None, res.stdout
+    assert json.loads(failure.group(1))["kind"] == "bad_output"
+    assert f"output '{output}' is not usable: it " in json.loads(failure.group(1))["msg"]

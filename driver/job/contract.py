@@ -1,28 +1,37 @@
 """The job contract: the one `training_job` dict the driver hands to the roles, and the defaults it relies on.
 
 The fields and their defaults are written once, in roles/training_job/meta/argument_specs.yml; the role
-fills them in (filter_plugins/contract.py) and the driver reads them from there too (help texts, its own
-waits), so no default is written twice. The driver passes only the fields it sets. Secrets (argument and
+fills them in (filter_plugins/contract.py, which also holds the rule of `output`) and the driver reads both
+through that module (help texts, its own waits, the early check of --output), so no default or rule is
+written twice. The driver passes only the fields it sets. Secrets (argument and
 environment values) never enter this dict: they travel in the 0600 spec file it names.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import yaml
 
 from driver.execution import assets
 
 
 @functools.cache
+def _role_contract() -> ModuleType:
+    """The role's contract module (roles/training_job/filter_plugins/contract.py): fields, defaults, rules."""
+    path = assets.ansible_home() / "roles" / "training_job" / "filter_plugins" / "contract.py"
+    spec = importlib.util.spec_from_file_location("training_job_role_contract", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _options(entry: str) -> dict[str, dict[str, Any]]:
-    path = assets.ansible_home() / "roles" / "training_job" / "meta" / "argument_specs.yml"
-    specs = yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]
-    return specs[entry]["options"]["training_job"].get("options") or {}
+    return _role_contract().job_options(entry)
 
 
 def default(name: str, entry: str = "main") -> Any:
@@ -32,6 +41,11 @@ def default(name: str, entry: str = "main") -> Any:
 
 def fields(entry: str = "main") -> set[str]:
     return set(_options(entry))
+
+
+def output_problem(output: str) -> str | None:
+    """Why --output is not a directory inside the job's working directory, or None (the role's rule)."""
+    return _role_contract().output_problem(output)
 
 
 def train_job(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ from driver.errors import (
     ScriptIsDirectory,
     ScriptMissing,
 )
+from driver.job import contract
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -316,24 +316,8 @@ def check_inventory(source: str) -> None:
         )
 
 
-def output_problem(output: str) -> str | None:
-    """Why --output is not a directory inside the job's working directory, or None.
-
-    The same rules as output_problem in roles/training_job/action_plugins/training_job.py.
-    """
-    if not output.strip():
-        return "it is empty"
-    if output.startswith(("/", "~")):
-        return "it is absolute"
-    if ".." in output.replace("\\", "/").split("/"):
-        return "it climbs out of the job's working directory (..)"
-    if posixpath.normpath(output) in (".", ""):
-        return "it is the working directory itself"
-    return None
-
-
 def check_output(output: str) -> None:
-    problem = output_problem(output)
+    problem = contract.output_problem(output)
     if problem:
         raise BadOutput(
             f"invalid --output {output!r}: {problem}",

@@ -31,6 +31,26 @@ STOPPED: dict[str, tuple[str, int | None]] = {
 }
 
 
+def stop_decides(stopped: str | None) -> bool:
+    """Whether the stop itself gives the job's exit code (timeout, Ctrl+C, SIGTERM to the driver)."""
+    return STOPPED.get(stopped or "", ("", None))[1] is not None
+
+
+def ending(stopped: str | None, failed_rc: int | None, lost: bool) -> tuple[str, int | None]:
+    """A job's end: its recorded state and exit code, from why it was stopped (a key of STOPPED, None when
+    nothing stopped it), the code of the host whose script failed first, and whether a host lost the job.
+
+    The one rule of both `driver train` and a later status, logs or cancel: a stop that gives a code wins;
+    else the first failing host's code; a lost job has no code unless another host failed.
+    """
+    state, code = STOPPED.get(stopped or "", ("ended", None))
+    if code is not None:
+        return state, code
+    if failed_rc:
+        return state, failed_rc
+    return ("lost", None) if lost else (state, 0)
+
+
 JobNotFound = JobMissing
 
 

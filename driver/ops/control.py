@@ -89,11 +89,9 @@ def observe(
     all_ended = complete and all(s != "running" for s in states.values())
     if all_ended and record.running:
         failed = first_nonzero(outcomes)
-        lost = [o.host for o in outcomes if o.state == "lost"]
+        lost = any(o.state == "lost" for o in outcomes)
         stopped = next((o.stopped for o in outcomes if o.stopped in jobs.STOPPED), None)
-        state, code = jobs.STOPPED.get(stopped or "", ("lost" if lost else "ended", None))
-        if code is None:
-            code = failed.rc if failed else (None if lost else 0)
+        state, code = jobs.ending(stopped, failed.rc if failed else None, lost)
         changes.update(state=state, exit_code=code, ended=time.time(), stopped=stopped)
     if all_ended and record.output_dir and not record.outputs_synced:
         changes["outputs_synced"] = not copy_failed

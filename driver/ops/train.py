@@ -183,9 +183,8 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     if spec.detach and job.outcomes and all(o.state == "running" for o in job.outcomes):
         jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
         return JobResult(spec.job_id, 0, job.outcomes, detached=True, output_dir=record.output_dir)
-    stopped = job.stopped or next((o.stopped for o in job.outcomes if o.stopped), None)
-    if stopped == "rank_failed":
-        stopped = None  # the job's code is the failed rank's
+    # Why the job was stopped (a failed rank's `rank_failed` is no stop of the job: its code is that rank's).
+    stopped = job.stopped or next((o.stopped for o in job.outcomes if o.stopped in jobs.STOPPED), None)
     ended = {
         "hosts": hosts,
         "host_rc": host_rc,
@@ -193,30 +192,25 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
         "outputs_synced": bool(job.outcomes) and not job.copy_errors,
         "message": "; ".join(e.message for e in job.copy_errors),
     }
-    if stopped in jobs.STOPPED and jobs.STOPPED[stopped][1] is not None:
-        state, code = jobs.STOPPED[stopped]
-        jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
-        report_copy_errors(job.copy_errors, code)
-        return JobResult(spec.job_id, code, job.outcomes, stopped, output_dir=record.output_dir)
-    try:
-        job.raise_for_hosts()
-    except Exception as exc:
-        code = getattr(exc, "exit_code", None)
-        jobs.update(record.id, state="failed", exit_code=code, **{**ended, "message": str(exc)})
-        raise
-    failed = job.first_failure()
-    if failed is not None and failed.state == "lost":
-        jobs.update(record.id, state="lost", **ended)
+    if not jobs.stop_decides(stopped):
+        # Ended on its own or cancelled from elsewhere: a host the job could not run on fails the job.
+        try:
+            job.raise_for_hosts()
+        except Exception as exc:
+            code = getattr(exc, "exit_code", None)
+            jobs.update(record.id, state="failed", exit_code=code, **{**ended, "message": str(exc)})
+            raise
+    nonzero = first_nonzero(job.outcomes)
+    lost = [o.host for o in job.outcomes if o.state == "lost"]
+    state, code = jobs.ending(stopped, nonzero.rc if nonzero is not None else None, bool(lost))
+    jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
+    if code is None:
         raise JobLost(
-            f"the job was lost on {failed.host}: it no longer runs and left no exit code",
+            f"the job was lost on {lost[0]}: it no longer runs and left no exit code",
             hint="the host may have rebooted or the job was killed from outside",
         )
-    nonzero = first_nonzero(job.outcomes)
-    code = nonzero.rc if nonzero is not None and nonzero.rc else 0
-    state = jobs.STOPPED[stopped][0] if stopped in jobs.STOPPED else "ended"  # cancelled from elsewhere
-    jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
     report_copy_errors(job.copy_errors, code)
-    return JobResult(spec.job_id, code, job.outcomes, output_dir=record.output_dir)
+    return JobResult(spec.job_id, code, job.outcomes, stopped, output_dir=record.output_dir)
 
 
 def _stop_unreported_launches(record: jobs.JobRecord, grace: float) -> None:

@@ -190,6 +190,39 @@ def test_timeout_stops_the_job_and_exits_124(testhosts, tmp_path):
     assert testhosts.pids_matching("th1", tag) == []
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_foreground_job_cancelled_from_elsewhere_ends_as_cancelled(as_json, tmp_path):
+    """`driver cancel` from another terminal: the followed job ends with the script's code and says why."""
+    tag = uuid.uuid4().hex
+    proc = start_driver(
+        ["train", *(["--json"] if as_json else []), str(SCRIPTS / "sleeper.py"), "--", tag], tmp_path
+    )
+    try:
+        deadline = time.monotonic() + 60
+        records = tmp_path / "jobs"
+        while not any(json.loads(p.read_text())["state"] == "running" for p in records.glob("*/job.json")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the job was not launched"
+            time.sleep(0.2)
+        job = next(p.name for p in records.iterdir())
+        cancel = run_driver(["cancel", job, "--grace", "2s"], tmp_path)
+        assert cancel.returncode == 0, cancel.stderr
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert f"job {job}: cancelled (driver cancel) in " in err
+    if as_json:
+        document = json.loads(out)
+        assert (document["ended"], document["stopped"], document["exit_code"]) == (
+            "cancelled",
+            "cancelled",
+            143,
+        )
+    record = json.loads((tmp_path / "jobs" / job / "job.json").read_text())
+    assert (record["state"], record["stopped"], record["exit_code"]) == ("cancelled", "cancelled", 143)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_the_driver_stops_the_job(sig, code, testhosts, tmp_path):
     tag = uuid.uuid4().hex

@@ -8,7 +8,7 @@ import pytest
 
 from driver.errors import BadValue, WorkdirTooBig
 from driver.job import staging
-from driver.job.spec import output_problem
+from driver.job.contract import output_problem
 
 
 def write(path: Path, size: int) -> None:

@@ -36,10 +36,10 @@ ansible-playbook (not ansible-runner) the lines themselves are displayed, prefix
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
-import posixpath
 import shlex
 import tarfile
 import time
@@ -72,17 +72,20 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) 
     tar.addfile(info, io.BytesIO(data))
 
 
+@functools.cache
+def _role_contract():
+    """The role's contract module (filter_plugins/contract.py), where the rule of `output` is written."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "filter_plugins", "contract.py")
+    spec = importlib.util.spec_from_file_location("training_job_role_contract", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def output_problem(output: str) -> str | None:
-    """Why an output directory is not a relative path inside the job's working directory, or None."""
-    if not output or not output.strip():
-        return "it is empty"
-    if output.startswith("/") or output.startswith("~"):
-        return "it is absolute"
-    if ".." in output.replace("\\", "/").split("/"):
-        return "it climbs out of the job's working directory (..)"
-    if posixpath.normpath(output) in (".", ""):
-        return "it is the working directory itself"
-    return None
+    return _role_contract().output_problem(output)
 
 
 def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:

@@ -1,17 +1,20 @@
-"""Filter `training_job_contract`: the training_job dict, the defaults of meta/argument_specs.yml filled in.
+"""The job contract's rules, written once: the `training_job_contract` filter and `output_problem`.
 
 meta/argument_specs.yml is the one place where the job's fields and their defaults are written; Ansible's
 role argument validation checks a job against it but does not fill in the defaults, so the role applies
-them here with Ansible's own validator (types converted, choices checked). The driver reads the same file.
+them here with Ansible's own validator (types converted, choices checked). What a spec cannot say (an
+output directory must stay inside the job's working directory) is `output_problem`.
+
+The driver loads this file too (driver/job/contract.py): the fields, their defaults and the output rule
+come from here for both. It imports Ansible only where the filter runs, so the driver's start stays fast.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 
 import yaml
-from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 SPEC_FILE = os.path.join(os.path.dirname(__file__), "..", "meta", "argument_specs.yml")
 _SPECS: dict = {}
@@ -25,7 +28,23 @@ def job_options(entry: str) -> dict:
     return _SPECS[entry]["options"]["training_job"].get("options") or {}
 
 
+def output_problem(output: str) -> str | None:
+    """Why `output` is not a directory inside the job's working directory, or None."""
+    if not output or not output.strip():
+        return "it is empty"
+    if output.startswith(("/", "~")):
+        return "it is absolute"
+    if ".." in output.replace("\\", "/").split("/"):
+        return "it climbs out of the job's working directory (..)"
+    if posixpath.normpath(output) in (".", ""):
+        return "it is the working directory itself"
+    return None
+
+
 def training_job_contract(job: dict, entry: str = "main") -> dict:
+    from ansible.errors import AnsibleFilterError
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
     if not isinstance(job, dict):
         raise AnsibleFilterError(f"training_job must be a dict, got {type(job).__name__}")
     result = ArgumentSpecValidator(job_options(entry)).validate(dict(job))
