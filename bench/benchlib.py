@@ -14,10 +14,10 @@ DRIVER = str(Path(sys.executable).parent / "driver")
 NOOP = REPO / "bench" / "noop.py"
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str], cwd: str | None = None) -> float:
     """Wall time of one run of argv; a failed run ends the benchmark with its message."""
     start = time.perf_counter()
-    res = subprocess.run(argv, env=env, capture_output=True, text=True)
+    res = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])} failed ({res.returncode}): {res.stderr[-1500:]}")

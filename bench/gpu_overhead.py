@@ -18,23 +18,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DRIVER = str(Path(sys.executable).parent / "driver")
+from benchlib import DRIVER, REPO, timed
+
 EXAMPLE = str(REPO / "examples" / "gpu_train.py")
-
-
-def timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed ({res.returncode}): {res.stderr[-2000:]}")
-    return elapsed
 
 
 def gpu_used_mib() -> int:

@@ -22,24 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "testhosts"))
+from benchlib import DRIVER, NOOP, REPO, timed
 
-import hosts as th  # noqa: E402
+# isort: split
+import hosts as th  # the test hosts' API, on the path through benchlib
 
 BIN = Path(sys.executable).parent
-DRIVER = str(BIN / "driver")
-NOOP = REPO / "bench" / "noop.py"
 TICKER = REPO / "bench" / "ticker.py"
-
-
-def timed(argv: list[str], env: dict[str, str], **kw) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)
-    elapsed = time.perf_counter() - start
-    if res.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({res.returncode}): {res.stderr[-2000:]}")
-    return elapsed
 
 
 def median_of(runs: int, fn) -> tuple[float, float, float]:
