@@ -43,15 +43,15 @@ def start_driver(args: list[str], state_dir: Path) -> subprocess.Popen:
     )
 
 
-def read_until(proc: subprocess.Popen, needle: str, timeout: float = 60) -> list[str]:
-    """Read the driver's stdout line by line until a line contains needle; fail on timeout or EOF.
+def read_until(proc: subprocess.Popen, needle: str, timeout: float = 60, stream: str = "stdout") -> list[str]:
+    """Read the driver's stdout (or stderr) line by line until a line contains needle; fail on timeout or EOF.
 
     Reads the pipe a byte at a time with os.read, so that nothing past the needle's line is taken
     into a buffer that select() cannot see (the later lines stay for the next call or communicate()).
     """
     import select
 
-    fd = proc.stdout.fileno()
+    fd = getattr(proc, stream).fileno()
     seen: list[str] = []
     line = b""
     deadline = time.monotonic() + timeout

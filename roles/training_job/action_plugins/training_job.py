@@ -210,7 +210,9 @@ class ActionModule(ActionBase):
         self._task_vars = task_vars or {}
         job = args.get("job") or {}
         host = args.get("host") or {}
-        helper = host.get("helper_python") or self._task_vars.get("training_job_helper_python") or "python3"
+        helper = str(host.get("helper_python") or "")
+        if not helper:  # the role's tasks pass training_job_helper_python (its default is in defaults/)
+            raise AnsibleActionFail("host.helper_python is required")
         # `auto*` names ask Ansible's module interpreter discovery; the helper just needs a python3.
         self._py = shlex.quote("python3" if helper.startswith("auto") else helper)
         # Under ansible-runner the driver decodes relay records; under plain ansible-playbook print lines.
