@@ -129,4 +129,5 @@ def test_too_few_hosts_for_nodes(cluster, tmp_path):
         ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "3", "--", "0"], tmp_path
     )
     assert res.returncode == 80
-    assert "--nodes 3 but only 2 hosts match" in error_lines(res.stderr)[0]
+    # In the command line's words (the role says "the job needs 3 hosts"), naming the hosts that matched.
+    assert "--nodes 3 but only 2 hosts match: th1, th2" in error_lines(res.stderr)[0]

@@ -187,6 +187,11 @@ def test_timeout_stops_the_job_and_exits_124(testhosts, tmp_path):
     assert res.returncode == 124, res.stderr
     assert f"sleeping {tag}" in res.stdout
     assert time.monotonic() - start < 30
+    # A line says so (the code alone did before), and the summary says why the job ended.
+    assert error_lines(res.stderr)[-1].endswith(
+        "reached --timeout 3s and was stopped on every host (exit 124)"
+    )
+    assert "stopped by --timeout in" in res.stderr
     assert testhosts.pids_matching("th1", tag) == []
 
 
