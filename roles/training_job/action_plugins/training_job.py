@@ -84,10 +84,6 @@ def _role_contract():
     return module
 
 
-def output_problem(output: str) -> str | None:
-    return _role_contract().output_problem(output)
-
-
 def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
     """How the script starts on this host: the launcher's part of spec.json (jobctl.py).
 
@@ -291,7 +287,7 @@ class ActionModule(ActionBase):
         return buf.getvalue(), bool(stage)
 
     def _launch(self, job: dict, host: dict, result: dict) -> dict:
-        problem = output_problem(job["output"])
+        problem = _role_contract().output_problem(job["output"])
         if problem:
             return self._fail(result, "bad_output", f"output {job['output']!r} is not usable: {problem}")
         reason, left = self._stopped_before_launch(job)
