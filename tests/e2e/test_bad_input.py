@@ -95,12 +95,14 @@ def test_invalid_nproc_per_node(args, names, tmp_path):
     assert_clean_failure(res, 80, names, tmp_path)
 
 
-def test_missing_collection_is_named(tmp_path):
-    """An Ansible without ansible.posix (ansible-core alone) is one line naming the collection."""
+@pytest.mark.parametrize("argv", [["train", HELLO], ["provision"]], ids=["train", "provision"])
+def test_missing_collection_is_named(tmp_path, argv):
+    """An Ansible without ansible.posix (ansible-core alone) is one line naming the collection, before any
+    host does anything: even a job on this machine (which copies its outputs without rsync) stops at once."""
     empty = tmp_path / "collections"
     empty.mkdir()
     env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
-    res = run_driver(["train", HELLO], tmp_path, extra_env=env)
+    res = run_driver(argv, tmp_path, extra_env=env)
     assert_clean_failure(res, 125, "ansible.posix", tmp_path)
     assert "collection ansible.posix is not installed" in res.stderr and "inventory" not in res.stderr
 
