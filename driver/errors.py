@@ -44,6 +44,8 @@ EXIT_STILL_RUNNING = 87
 EXIT_ENGINE = 88
 EXIT_IMAGE = 89
 EXIT_BAD_CONTAINER = 90
+EXIT_DISCONNECTED = 91
+EXIT_NO_SPACE = 92
 
 # The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
 EXIT_CODES: tuple[tuple[str, str], ...] = (
@@ -87,6 +89,12 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("88", "--image: no usable container engine on a host (or no NVIDIA container toolkit for --gpus)"),
     ("89", "--image: the image could not be pulled, built or loaded on a host"),
     ("90", "invalid container options (--image, --gpus, --shm-size, --build, --image-from-local)"),
+    (
+        "91",
+        "the connection to a host was lost for longer than the driver waits; the job goes on there "
+        "(`driver logs -f JOB` reattaches)",
+    ),
+    ("92", "no space left on a host's disk (staging, provisioning or the job's directory)"),
 )
 
 
@@ -220,6 +228,16 @@ class ImageFailed(DriverError):
 
 class BadContainer(DriverError):
     exit_code = EXIT_BAD_CONTAINER
+
+
+class Disconnected(DriverError):
+    """The driver lost a host while following a job that goes on there: reattach with `driver logs -f`."""
+
+    exit_code = EXIT_DISCONNECTED
+
+
+class NoSpace(DriverError):
+    exit_code = EXIT_NO_SPACE
 
 
 class Interrupted(DriverError):
