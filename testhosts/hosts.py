@@ -13,6 +13,8 @@ Library (stdlib only)::
     hs.ssh("th1", "echo hi").stdout        # 'hi\\n'
     hs.drop_ssh("th1")                     # every sshd killed; the host keeps running
     hs.resume_ssh("th1")                   # sshd back: same port, same host key
+    hs.block_network("th1")                # packets to sshd dropped (a sleeping laptop); unblock_network
+    hs.restart_container("th1")            # a reboot: every process of the host dies
     hs.stop()
 
 CLI (for working by hand)::
@@ -276,6 +278,29 @@ class HostSet:
         if wait:
             _wait_for_ssh(self, name, time.monotonic() + READY_TIMEOUT)
 
+    def block_network(self, name: str) -> None:
+        """Cut host ``name`` off the network as a sleeping laptop or a dead link does: every packet to its
+        sshd is dropped (no reset, no refusal), open connections hang, the host and its jobs run on.
+
+        A DROP rule in the container's own network namespace (``nsenter`` + this machine's iptables),
+        so nothing of this machine's firewall changes; :meth:`unblock_network` removes it."""
+        self._netns_iptables(name, "-I")
+
+    def unblock_network(self, name: str) -> None:
+        """Undo :meth:`block_network` (idempotent)."""
+        while self._netns_iptables(name, "-D", check=False).returncode == 0:
+            pass
+
+    def _netns_iptables(self, name: str, op: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        pid = _podman("inspect", "-f", "{{.State.Pid}}", self.container(name)).stdout.strip()
+        rule = ["INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]
+        return _run(["nsenter", "-t", pid, "-n", "iptables", "-w", op, *rule], check=check, timeout=30)
+
+    def restart_container(self, name: str) -> None:
+        """Reboot host ``name``: every process dies (SIGKILL), then it comes back (same port and host key)."""
+        self.stop_container(name)
+        self.start_container(name)
+
     def stop_container(self, name: str, timeout: int = 0) -> None:
         """Take host ``name`` down (``podman stop``); its processes die with it."""
         _podman("stop", "-t", str(timeout), self.container(name), timeout=timeout + 60)
@@ -420,12 +445,15 @@ def start_hosts(
     image: str = IMAGE,
     label: str | None = None,
     extra_run_args: Sequence[str] = (),
+    home_size: str | None = None,
 ) -> HostSet:
     """Start ``n`` hosts th1..thN in parallel and return once SSH works on all of them.
 
     ``label`` (default: a fresh ``rt-<hex>``) tags the containers and names them
     ``<label>-thI``; give each concurrent set its own. ``extra_run_args`` go to
-    ``podman run`` before the image. On any failure the started containers are removed.
+    ``podman run`` before the image. ``home_size`` (e.g. ``"48m"``) gives trainer's home a small file
+    system of its own (a tmpfs of that size): a disk that a job or its staging can fill up. On any failure
+    the started containers are removed.
     """
     if n < 1:
         raise ValueError("n must be >= 1")
@@ -437,10 +465,17 @@ def start_hosts(
     deadline = time.monotonic() + READY_TIMEOUT
     names = [f"th{i}" for i in range(1, n + 1)]
 
+    run_args = tuple(extra_run_args)
+    if home_size:
+        run_args += ("--tmpfs", f"/home/{USER}:rw,size={home_size},mode=0755")
+
     def boot(name: str) -> Host:
         container = f"{label}-{name}"
-        port = _run_container(name, container, label, image, pubkey, extra_run_args)
-        return Host(name, container, port, _read_host_key(container, deadline))
+        port = _run_container(name, container, label, image, pubkey, run_args)
+        host = Host(name, container, port, _read_host_key(container, deadline))
+        if home_size:  # a fresh tmpfs belongs to root (podman's --tmpfs takes no uid)
+            _podman("exec", container, "chown", f"{USER}:{USER}", f"/home/{USER}")
+        return host
 
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(n, 16)) as pool:
@@ -466,7 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--label")
     down = sub.add_parser("down", help="remove the hosts recorded in STATE_DIR")
     down.add_argument("state_dir", type=Path)
-    for cmd, what in (("drop-ssh", "kill every sshd of host NAME"), ("resume-ssh", "bring sshd back")):
+    faults = (
+        ("drop-ssh", "kill every sshd of host NAME"),
+        ("resume-ssh", "bring sshd back"),
+        ("block-network", "drop every packet to host NAME's sshd"),
+        ("unblock-network", "let them through again"),
+        ("restart", "reboot host NAME (stop, then start)"),
+    )
+    for cmd, what in faults:
         p = sub.add_parser(cmd, help=what)
         p.add_argument("state_dir", type=Path)
         p.add_argument("name")
@@ -490,6 +532,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             HostSet.load(args.state_dir).drop_ssh(args.name)
         elif args.cmd == "resume-ssh":
             HostSet.load(args.state_dir).resume_ssh(args.name)
+        elif args.cmd == "block-network":
+            HostSet.load(args.state_dir).block_network(args.name)
+        elif args.cmd == "unblock-network":
+            HostSet.load(args.state_dir).unblock_network(args.name)
+        elif args.cmd == "restart":
+            HostSet.load(args.state_dir).restart_container(args.name)
         else:
             hs = HostSet.load(args.state_dir)
             ids = stop_all(hs.label)

@@ -220,3 +220,43 @@ def test_stop_and_start_container_after_drop(droppable):
     assert hs.ssh("th1", "id -un").stdout == "trainer\n"
     hs.drop_ssh("th1")  # and the supervisor is back too
     hs.resume_ssh("th1")
+
+
+# -- block_network, restart_container, home_size: the faults of tests/e2e/test_faults.py ----------------
+def test_block_network_hangs_ssh_without_a_refusal_and_unblock_restores_it(droppable):
+    hs = droppable
+    hs.block_network("th1")
+    try:
+        started = time.monotonic()
+        res = subprocess.run(
+            [*hs.ssh_argv("th1", "true")[:-2], "-o", "ConnectTimeout=2", "th1", "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        # Dropped packets: no "connection refused", the client waits until its own timeout.
+        assert res.returncode == 255 and "timed out" in res.stderr, res.stderr
+        assert time.monotonic() - started >= 1.5
+    finally:
+        hs.unblock_network("th1")
+    hs.unblock_network("th1")  # idempotent
+    assert hs.ssh("th1", "echo back").stdout == "back\n"
+
+
+def test_restart_container_kills_every_process_and_keeps_the_files(droppable):
+    hs = droppable
+    hs.ssh("th1", "echo kept > ~/restart-mark; setsid -f sleep 600 </dev/null >/dev/null 2>&1")
+    assert hs.pids_matching("th1", r"^sleep 600")
+    hs.restart_container("th1")
+    assert hs.pids_matching("th1", r"^sleep 600") == []
+    assert hs.ssh("th1", "cat ~/restart-mark").stdout == "kept\n"
+
+
+def test_home_size_gives_a_small_disk_of_trainer_s_own(start_testhosts):
+    hs = start_testhosts(1, home_size="16m")
+    out = hs.ssh(
+        "th1", "stat -c %U ~; df -k --output=size ~ | tail -1; ls ~/.ssh/authorized_keys"
+    ).stdout.split()
+    assert out[0] == "trainer" and int(out[1]) == 16 * 1024 and out[2].endswith("authorized_keys")
+    full = hs.ssh("th1", "head -c 20M /dev/zero > ~/fill", check=False)
+    assert full.returncode != 0 and "No space left on device" in full.stderr
