@@ -1,6 +1,6 @@
 """Reassembly of relayed bytes into lines (driver/relay.py)."""
 
-from driver.execution.relay import Relay
+from driver.execution.relay import Relay, keeps_bytes
 
 
 def test_lines_split_across_chunks_are_joined(tmp_path):
@@ -52,3 +52,64 @@ def test_a_held_partial_line_is_resumed_whole_from_the_complete_offset():
     resumed.feed("h", 8, b"three\nfour\n")
     resumed.finish()
     assert second == ["three", "four"]
+
+
+def test_a_lone_cr_ends_a_line_that_keeps_it_and_crlf_stays_a_line_end(tmp_path):
+    out: list[str] = []
+    relay = Relay(out.append, tmp_path)
+    relay.feed("h", 0, b"\rstep 1\rstep 2\r")
+    # The last "\r" may be half of a "\r\n": held until the next byte says.
+    assert out == ["\r", "step 1\r"]
+    relay.feed("h", 15, b"\n\rbar\r\r\nend")
+    assert out == ["\r", "step 1\r", "step 2", "\r", "bar\r", ""]
+    relay.finish()
+    assert out[-1] == "end"
+    assert (tmp_path / "h.log").read_bytes() == b"\rstep 1\rstep 2\r\n\rbar\r\r\nend"
+
+
+def test_a_redraw_is_prefixed_like_any_line_and_a_last_cr_is_kept_at_the_end():
+    out: list[str] = []
+    relay = Relay(out.append, None, prefix_hosts=True)
+    relay.feed("a", 0, b"\r10%\r20%\r")
+    relay.finish()
+    assert out == ["[a] \r", "[a] 10%\r", "[a] 20%\r"]
+
+
+def test_a_held_cr_is_not_complete_and_is_resumed_from_its_line():
+    first: list[str] = []
+    relay = Relay(first.append, None, hold_partial=True)
+    relay.feed("h", 0, b"one\n\r1%\r")
+    relay.finish()
+    assert first == ["one", "\r"]
+    assert relay.complete == {"h": 5}
+    second: list[str] = []
+    resumed = Relay(second.append, None, start=relay.complete)
+    resumed.feed("h", 5, b"1%\r\n")
+    resumed.finish()
+    assert second == ["1%"]
+
+
+def test_a_sink_that_keeps_bytes_gets_non_utf8_bytes_back_unchanged():
+    got: list[str] = []
+
+    @keeps_bytes
+    def sink(line: str) -> None:
+        got.append(line)
+
+    raw = b"caf\xe9 \xff\xfe \xc3\xa9 \xe2\x82\n"
+    Relay(sink, None).feed("h", 0, raw)
+    assert got == ["caf\udce9 \udcff\udcfe \xe9 \udce2\udc82"]
+    assert (got[0] + "\n").encode("utf-8", "surrogateescape") == raw
+
+
+def test_replay_of_a_file_hands_over_the_lines_as_a_live_relay_does(tmp_path):
+    data = b"a\r\nb\rc\n" + b"x" * 5000 + b"\ry\r"
+    (tmp_path / "h.log").write_bytes(data)
+    live: list[str] = []
+    relay = Relay(live.append, None)
+    for i in range(0, len(data), 7):
+        relay.feed("h", i, data[i : i + 7])
+    relay.finish()
+    replayed: list[str] = []
+    Relay(replayed.append, None).replay("h", tmp_path / "h.log", chunk=1000)
+    assert replayed == live == ["a", "b\r", "c", "x" * 5000 + "\r", "y\r"]

@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 
 import click
 
-from driver.errors import EXIT_CODES, DriverError
+from driver.errors import EXIT_CODES, EXIT_SIGINT, EXIT_USAGE, DriverError
 from driver.execution.events import NOTICE
+from driver.execution.relay import keeps_bytes
 
 log = logging.getLogger("driver")
 
@@ -38,9 +39,24 @@ def setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
+@keeps_bytes
 def write_line(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    r"""Print a line with its newline; one that ends in "\r" (a progress bar's redraw) without it. Written as
+    bytes, so that relayed bytes that are not UTF-8 (lone surrogates, see keeps_bytes) come out unchanged."""
+    end = "" if line.endswith("\r") else "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a stdout without bytes (replaced by a test harness)
+        sys.stdout.write((line + end).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        sys.stdout.flush()
+        return
+    encoding = sys.stdout.encoding or "utf-8"
+    try:
+        data = (line + end).encode(encoding, "surrogateescape")
+    except UnicodeEncodeError:  # a character the terminal's encoding lacks
+        data = (line + end).encode(encoding, "replace")
+    sys.stdout.flush()  # what click.echo wrote before goes first
+    buffer.write(data)
+    buffer.flush()
 
 
 def exit_codes_epilog(codes: tuple[str | tuple[str, str], ...] | None = None) -> str:
@@ -53,15 +69,59 @@ def exit_codes_epilog(codes: tuple[str | tuple[str, str], ...] | None = None) ->
     return "\b\nExit codes:\n" + "\n".join(f"  {c.ljust(width)}{m}" for c, m in rows)
 
 
+# The hint of an error raised without one: every error line has its hint line.
+FALLBACK_HINT = "rerun with -vv to see what Ansible and the hosts said (--debug adds a traceback)"
+
+
+def report(exc: DriverError) -> int:
+    """Print an error's one `error:` line and its `hint:` line on stderr; its exit code."""
+    click.echo(f"error: {exc.message}", err=True)
+    click.echo(f"hint: {exc.hint or FALLBACK_HINT}", err=True)
+    return exc.exit_code
+
+
+class UsageProblem(click.UsageError):
+    """A command line that cannot be right (exit 2), with its own hint instead of `see --help`."""
+
+    def __init__(self, message: str, ctx: click.Context | None = None, hint: str | None = None) -> None:
+        super().__init__(message, ctx)
+        self.hint = hint
+
+
+class DriverGroup(click.Group):
+    """The `driver` group: click's own usage errors (unknown option, bad value, missing argument) are one
+    `error:` line and one `hint:` line too, with exit 2, like every DriverError (see finish)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            path = exc.ctx.command_path if exc.ctx is not None else "driver"
+            hint = getattr(exc, "hint", None) or f"see `{path} --help`"
+            message = exc.format_message()
+            param = getattr(exc, "param", None)
+            env = getattr(param, "envvar", None)
+            typed = kwargs.get("args") or sys.argv[1:]
+            opts = getattr(param, "opts", [])
+            if isinstance(env, str) and env in os.environ and not any(a.split("=")[0] in opts for a in typed):
+                message, hint = f"{message} (from {env})", f"fix or unset {env}"
+            code = report(DriverError(message, hint=hint, exit_code=EXIT_USAGE))
+        except click.ClickException as exc:  # not a usage error: still no code of the script's (1-123)
+            code = report(DriverError(exc.format_message(), hint="see `driver --help`", exit_code=EXIT_USAGE))
+        except click.Abort:
+            code = report(DriverError("interrupted", hint="run it again", exit_code=EXIT_SIGINT))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
     """Run a command's action; map every error to its exit code in this one place."""
     try:
         code = action()
         sys.stdout.flush()
     except DriverError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        report(exc)
         if debug:
             log.exception("traceback")
         code = exc.exit_code
