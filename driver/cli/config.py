@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
 from driver.errors import UsageError
 
 # Settings a user may set once: option name -> (type, whether a leading ~ is a home directory).
@@ -32,6 +34,7 @@ SETTINGS: dict[str, tuple[type, bool]] = {
     "python": (str, False),
     "timeout": (str, False),
     "grace": (str, False),
+    "reconnect": (str, False),
     "max_workdir_size": (str, False),
     "index_url": (str, False),
     "namespace": (str, False),
@@ -42,6 +45,17 @@ ENV_PREFIX = "REMOTE_TRAINER_"
 
 def envvar(name: str) -> str:
     return ENV_PREFIX + name.upper()
+
+
+def settings_from_environment(command: click.Command) -> None:
+    """Give every option of a setting, on every command (groups walked), its REMOTE_TRAINER_<NAME> variable,
+    so that the environment is read wherever `driver config show` says it is in effect."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in SETTINGS and not param.envvar:
+            param.envvar = envvar(param.name)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            settings_from_environment(sub)
 
 
 def config_path() -> Path:

@@ -57,7 +57,7 @@ requirements_options = _stack(
     click.option(
         "-r",
         "--requirements",
-        type=click.Path(path_type=Path),
+        type=click.Path(path_type=Path, readable=False),
         help="Requirements file to install on the host.",
     ),
     click.option("--packages", multiple=True, metavar="SPECS", help="Packages to install (space-separated)."),
@@ -73,7 +73,7 @@ requirements_options = _stack(
     click.option("--find-links", multiple=True, help="pip --find-links location on the host (repeatable)."),
     click.option(
         "--wheelhouse",
-        type=click.Path(path_type=Path),
+        type=click.Path(path_type=Path, readable=False),
         help="Local directory of wheels copied to the host and used by pip (offline hosts).",
     ),
     click.option("--no-index", is_flag=True, help="pip --no-index: only --find-links and --wheelhouse."),

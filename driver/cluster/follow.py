@@ -109,7 +109,10 @@ def wait_for_start(core: Any, custom: Any, name: str, namespace: str, timeout: f
         if pod is None:
             condition, message = _condition(custom, name, namespace)
             if condition == "Failed":
-                raise DriverError(f"trainjob/{name} failed before its pod started: {message}")
+                raise DriverError(
+                    f"trainjob/{name} failed before its pod started: {message}",
+                    hint=f"see `kubectl describe trainjob {name}` and `driver cluster status`",
+                )
         if time.monotonic() > deadline:
             raise PodNotStarted(
                 f"the pod of trainjob/{name} did not start within {timeout:.0f} s",
@@ -253,10 +256,15 @@ def follow(
             stopped.signal_name,
             f"deleted trainjob/{name}"
             + ("; its pod stopped the remote run" if gone else "; its pod still ends"),
+            hint="submit it again with `driver submit` when you want it to run",
         ) from None
     except ApiException as exc:
-        raise ClusterUnreachable(f"following trainjob/{name} failed: {exc.status} {exc.reason}") from exc
+        raise ClusterUnreachable(
+            f"following trainjob/{name} failed: {exc.status} {exc.reason}",
+            hint=f"the TrainJob goes on; `kubectl get trainjob {name}` shows it",
+        ) from exc
     except (OSError, HTTPError) as exc:
         raise ClusterUnreachable(
-            f"the cluster's API server is unreachable: {connection_reason(exc)}"
+            f"the cluster's API server is unreachable: {connection_reason(exc)}",
+            hint=f"the TrainJob goes on; check the kubeconfig's cluster, then `kubectl get trainjob {name}`",
         ) from exc

@@ -124,9 +124,11 @@ class Requirements:
     system_site_packages: bool = False
 
     def validate(self) -> None:
-        if self.file is not None and not self.file.is_file():
+        problem = file_problem(self.file) if self.file is not None else None
+        if problem:
             raise BadRequirements(
-                f"requirements file {str(self.file)!r} not found", hint="give an existing requirements file"
+                f"requirements file {str(self.file)!r} {problem}",
+                hint="give a readable requirements file (pip's format: one requirement a line)",
             )
         if self.wheelhouse is not None and not self.wheelhouse.is_dir():
             raise BadRequirements(
@@ -177,8 +179,14 @@ class JobSpec:
     master_port: int | None = None
     timeout: float | None = None
     grace: float | None = None
+    reconnect: float | None = None  # how long a followed host may stay unreachable (None: the role's default)
     container: Container = field(default_factory=Container)
     job_id: str = field(default_factory=lambda: new_job_id())
+
+    @staticmethod
+    def create_output_dir(path: Path) -> Path:
+        """Create the job's local outputs directory (--output-dir/<job>); failing to is a BadOutput (85)."""
+        return make_output_dir(path)
 
     def validate(self) -> None:
         """Raise the typed error for the first bad input; touch no host."""
@@ -280,28 +288,56 @@ def parse_nproc(text: str | None, launcher: str | None) -> int | str:
     return int(text)
 
 
+def file_problem(path: Path) -> str | None:
+    """What keeps a file given on the command line from being read (None: nothing): it is opened, so that
+    permissions, ACLs and unreadable directories on the way all count, for root too."""
+    try:
+        if path.is_dir():
+            return "is a directory"
+        if not path.exists():
+            return "not found"
+        if not path.is_file():
+            return "is not a regular file"
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+
+
 def check_script(script: Path) -> None:
-    if script.is_dir():
+    problem = file_problem(script)
+    if problem == "is a directory":
         raise ScriptIsDirectory(
             f"script {str(script)!r} is a directory",
             hint="give the script file, and stage its directory with --workdir DIR",
         )
-    if not script.is_file():
+    if problem == "not found":
         raise ScriptMissing(f"script {str(script)!r} not found", hint="check the path of the script")
-    if not os.access(script, os.R_OK):
-        raise ScriptMissing(f"script {str(script)!r} is not readable", hint="check the file's permissions")
-
-
-def check_workdir(workdir: Path) -> None:
-    if not workdir.is_dir():
-        raise BadWorkdir(
-            f"--workdir {str(workdir)!r} is not a directory",
-            hint="give an existing directory to stage next to the script",
+    if problem:
+        raise ScriptMissing(
+            f"script {str(script)!r} {problem}",
+            hint="check the permissions of the file and of the directories above it",
         )
 
 
+def check_workdir(workdir: Path) -> None:
+    try:
+        if not workdir.is_dir():
+            raise BadWorkdir(
+                f"--workdir {str(workdir)!r} " + ("is not a directory" if workdir.exists() else "not found"),
+                hint="give an existing directory to stage next to the script",
+            )
+        os.listdir(workdir)
+    except OSError as exc:
+        raise BadWorkdir(
+            f"--workdir {str(workdir)!r} cannot be read ({exc.strerror or exc})",
+            hint="check the permissions of the directory and of the directories above it",
+        ) from None
+
+
 def check_inventory(source: str) -> None:
-    """A source with a comma is a host list; anything else must be an existing file or directory."""
+    """A source with a comma is a host list; anything else must be an existing file or directory, readable;
+    a file Ansible's file plugins read (INI, YAML, TOML) must parse, have hosts, and give each a port."""
     if "," in source:
         if not any(name.strip() for name in source.split(",")):
             raise BadInventory(
@@ -314,6 +350,84 @@ def check_inventory(source: str) -> None:
             f"inventory {source!r} not found",
             hint="give an inventory file or directory, or a comma-separated host list such as 'host1,host2,'",
         )
+    try:
+        if os.path.isdir(source):
+            os.listdir(source)
+            return  # Ansible reads the directory's files; what it says about them is reported after the run
+        with open(source, "rb"):
+            pass
+    except OSError as exc:
+        raise BadInventory(
+            f"inventory {source!r} cannot be read ({exc.strerror or exc})",
+            hint="check the permissions of the inventory and of the directories above it",
+        ) from None
+    hosts = inventory_hosts(source)
+    if hosts is None:
+        return
+    if not hosts:
+        raise BadInventory(
+            f"inventory {source!r} has no hosts",
+            hint="add the hosts to it, one a line (gpu1 ansible_host=10.0.0.5), or give another inventory",
+        )
+    for host, hostvars in hosts.items():
+        for name in ("ansible_port", "ansible_ssh_port"):
+            value = hostvars.get(name)
+            if value is None or "{{" in str(value):  # a template: Ansible decides
+                continue
+            port = int(value) if str(value).strip().isdigit() else 0
+            if not 1 <= port <= 65535:
+                raise BadInventory(
+                    f"inventory {source!r}: host {host} has {name}={value!r}, which is not a port number",
+                    hint=f"set {name} of {host} to its SSH port (1-65535), or leave it out for port 22",
+                )
+
+
+_YAML_EXTENSIONS = (".yaml", ".yml", ".json")
+
+
+def inventory_hosts(source: str) -> dict[str, dict[str, object]] | None:
+    """The hosts of an inventory file and their variables (their groups' and their own), read by Ansible's own
+    file plugins as ansible-playbook tries them (yaml, ini, toml); None where only running it tells (a script,
+    an inventory plugin's configuration). Raises BadInventory when no plugin can parse the file."""
+    if os.access(source, os.X_OK):
+        return None  # a dynamic inventory script: it runs once, in the play
+    try:
+        from ansible.inventory.data import InventoryData
+        from ansible.inventory.helpers import get_group_vars
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.plugins.loader import inventory_loader
+    except ImportError:  # Ansible's own error comes with the play
+        return None
+    loader = DataLoader()
+    ext = os.path.splitext(source)[1]
+    if ext in (".yaml", ".yml"):
+        try:
+            data = loader.load_from_file(source)
+        except Exception:
+            data = None
+        if isinstance(data, dict) and "plugin" in data:
+            return None  # an inventory plugin's configuration (the `auto` plugin)
+    errors: dict[str, str] = {}
+    for name in ("yaml", "ini", "toml"):
+        plugin = inventory_loader.get(name)
+        try:
+            if plugin is None or not plugin.verify_file(source):
+                continue
+            inventory = InventoryData()
+            plugin.parse(inventory, loader, source, cache=False)
+        except Exception as exc:
+            errors[name] = " ".join(str(exc).split())
+            continue
+        return {
+            host.name: {**get_group_vars(host.get_groups()), **host.get_vars()}
+            for host in inventory.hosts.values()
+        }
+    wanted = "yaml" if ext in _YAML_EXTENSIONS else "toml" if ext == ".toml" else "ini"
+    cause = errors.get(wanted) or next(iter(errors.values()), "no inventory plugin reads it")
+    raise BadInventory(
+        f"inventory {source!r} could not be parsed: {cause}",
+        hint="check its syntax with `ansible-inventory -i INVENTORY --list`",
+    )
 
 
 def check_output(output: str) -> None:
@@ -326,8 +440,35 @@ def check_output(output: str) -> None:
 
 
 def check_output_dir(output_dir: Path) -> None:
+    """--output-dir is a directory, or can be created: its nearest existing parent is a directory we may
+    write in."""
     if output_dir.exists() and not output_dir.is_dir():
         raise BadOutput(
             f"--output-dir {str(output_dir)!r} exists and is not a directory",
             hint="give a directory (it is created when missing)",
         )
+    parent = Path(os.path.abspath(output_dir))
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadOutput(
+            f"--output-dir {str(output_dir)!r} cannot be created: {str(parent)!r} is not a directory",
+            hint="give a directory whose parents are directories (it is created when missing)",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadOutput(
+            f"--output-dir {str(output_dir)!r} cannot be created: {str(parent)!r} is not writable",
+            hint="give a directory you may write in (it is created when missing)",
+        )
+
+
+def make_output_dir(path: Path) -> Path:
+    """Create the job's local outputs directory; what keeps it from being created is a BadOutput (85)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BadOutput(
+            f"--output-dir: {str(path)!r} cannot be created ({exc.strerror or exc})",
+            hint="give a directory you may write in (it is created when missing)",
+        ) from None
+    return path

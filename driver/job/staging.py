@@ -26,11 +26,11 @@ class Stage:
     size: int  # bytes that the filters let through
 
 
-def parse_size(text: str) -> int:
-    """'2G' -> 2147483648; plain numbers are bytes."""
+def parse_size(text: str, option: str = "--max-workdir-size") -> int:
+    """'2G' -> 2147483648; plain numbers are bytes. `option` names the value in the error."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text, re.IGNORECASE)
     if not match:
-        raise BadValue(f"invalid --max-workdir-size {text!r}", hint="use a size such as 500M or 2G")
+        raise BadValue(f"invalid {option} {text!r}", hint="use a size such as 500M or 2G")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
