@@ -299,10 +299,30 @@ FAILURE_KINDS: dict[str, tuple[type[DriverError], str | None]] = {
 }
 
 
+# What the host's OS says when a disk or quota is full (strerror of ENOSPC and EDQUOT), whoever ran into it:
+# rsync, tar, pip, the engine. Like ssh's words for an unreachable host, the OS's own words are read.
+NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded")
+# Kinds of failures that happen on the host's disk (outputs are written here, not there).
+ON_HOST_DISK = ("stage", "launch", "requirements", "wheelhouse", "image", "no_python", "helper_python")
+
+
+def no_space(failure: dict) -> bool:
+    """Whether a failure a role reported happened because the host's disk (or quota) is full."""
+    text = str(failure.get("msg") or "")
+    return str(failure.get("kind")) in ON_HOST_DISK and any(words in text for words in NO_SPACE_WORDS)
+
+
 def failure_error(failure: dict) -> DriverError:
     """The typed error of a failure a role reported ({kind, msg, ...})."""
     cls, hint = FAILURE_KINDS.get(str(failure.get("kind")), (AnsibleFailure, None))
     message = str(failure.get("msg") or failure.get("kind"))
+    if no_space(failure):
+        host = failure.get("host") or "the host"
+        return NoSpace(
+            message,
+            hint=f"free space on {host}: `driver clean -i INVENTORY --older-than 0` removes ended jobs, "
+            "`driver cache prune -i INVENTORY` unused venvs; then run the job again",
+        )
     if failure.get("kind") == "nodes" and isinstance(failure.get("matched"), list):
         # In the command line's words: the option, and which hosts matched.
         matched = failure["matched"]

@@ -98,3 +98,9 @@ def wait_until_no_local_processes_match(text: str, timeout: float = 15) -> list[
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def job_output(output_dir: Path, host: str) -> Path:
+    """Where the one job that used --output-dir output_dir put host's outputs: <output_dir>/<job>/<host>."""
+    (job,) = [p for p in Path(output_dir).iterdir() if p.is_dir()]
+    return job / host

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from driver.cli.app import command, write_line
+from driver.cli.app import DriverGroup, UsageProblem, command, report, write_line
 from driver.cli.cluster import cluster, submit
 from driver.cli.complete import complete_jobs
-from driver.cli.config import envvar
+from driver.cli.config import envvar, settings_from_environment
 from driver.cli.options import (
     container_from,
     container_options,
@@ -64,6 +65,7 @@ CONTROL_CODES = (
     "78",
     "79",
     "84",
+    ("91", "logs -f: the connection to a host was lost for longer than --reconnect; the job goes on"),
 )
 JOBS_CODES = (("0", "the jobs were listed"), "125", "64")
 CACHE_CODES = (("0", "done"), "125", ("130", "interrupted (Ctrl+C)"), "2", "64", "68", "69", "70", "71", "72")
@@ -86,7 +88,25 @@ def _seconds(value: object) -> str:
     return f"{number:g}s"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Every state a job record can show (driver/job/store.py): `driver jobs --state` takes these.
+JOB_STATES = ("starting", "running", "ended", "cancelled", "timeout", "lost", "failed", "abandoned")
+
+
+def given(name: str, flag: str) -> str:
+    """How an error names an option's value: the option, and where the value came from when it was not on
+    the command line (REMOTE_TRAINER_<NAME>, or the config file)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    if source is ParameterSource.ENVIRONMENT:
+        return f"{flag} (from {envvar(name)})"
+    if source is ParameterSource.DEFAULT_MAP:
+        from driver.cli import config
+
+        return f"{flag} (from the config file {config.config_path()})"
+    return flag
+
+
+@click.group(cls=DriverGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="remote-trainer")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -101,8 +121,7 @@ def main(ctx: click.Context) -> None:
     try:
         loaded = config.load()
     except DriverError as exc:
-        click.echo(f"error: {exc.message}\nhint: {exc.hint}", err=True)
-        ctx.exit(exc.exit_code)
+        ctx.exit(report(exc))
     commands = {n: {p.name for p in c.params if p.name and p.expose_value} for n, c in main.commands.items()}
     ctx.default_map = config.default_map(loaded, commands)
 
@@ -111,27 +130,39 @@ class _TrainCommand(click.Command):
     """`driver train s.py --epochs 3` (a script option without `--`) is pointed at `--`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        argv = list(args)  # click's parser consumes the list it is given
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            if "--" in args and args.index("--") < args.index(exc.option_name):
-                raise
-            raise click.UsageError(
-                f"{exc.option_name} is not an option of `driver train`; if it is the script's, put it after "
-                f"`--`: driver train SCRIPT [OPTIONS] -- {exc.option_name} ...",
+            name = exc.option_name
+            script = next((a for a in argv if not a.startswith("-")), None)
+            where = argv.index(script) if script is not None else len(argv)
+            at = next((i for i, a in enumerate(argv) if a.split("=", 1)[0] == name), len(argv))
+            if at < where:  # before the script: a mistyped option of the driver's own
+                raise UsageProblem(
+                    f"no such option {name} of `driver train`"
+                    + (f" (did you mean {', '.join(exc.possibilities)}?)" if exc.possibilities else ""),
+                    ctx,
+                    hint="see `driver train --help`; the script's own options go after `--`",
+                ) from None
+            raise UsageProblem(
+                f"{name} is not an option of `driver train`",
                 ctx,
+                hint=f"if it is the script's, put it after `--`: driver train SCRIPT [OPTIONS] -- {name} ...",
             ) from None
 
 
 @command(cls=_TrainCommand)
-@click.argument("script", type=click.Path(path_type=Path))
+@click.argument("script", type=click.Path(path_type=Path, readable=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @hosts_options
 @requirements_options
 @container_options
 @click.option("--no-provision", is_flag=True, help="Skip preparing the host (python, requirements).")
 @click.option(
-    "--workdir", type=click.Path(path_type=Path), help="Directory staged as the script's working dir."
+    "--workdir",
+    type=click.Path(path_type=Path, readable=False),
+    help="Directory staged as the script's working dir.",
 )
 @click.option(
     "-e", "--env", "env", multiple=True, metavar="K=V", help="Environment variable (K alone: from here)."
@@ -145,6 +176,12 @@ class _TrainCommand(click.Command):
     help=f"Time between SIGTERM and SIGKILL on stop (default: {_seconds(contract.default('grace'))}).",
 )
 @click.option(
+    "--reconnect",
+    metavar="DURATION",
+    help=f"How long a host may stay unreachable while its job is followed before the driver stops "
+    f"following (exit 91; the job goes on) (default: {_seconds(contract.default('reconnect'))}).",
+)
+@click.option(
     "-d", "--detach", is_flag=True, help="Start the job, print its id and return (see logs, status)."
 )
 @click.option(
@@ -153,7 +190,7 @@ class _TrainCommand(click.Command):
 )
 @click.option(
     "--output-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     envvar=envvar("output_dir"),
     help="Local directory for the outputs (<host>/...; default: the job's state directory).",
 )
@@ -178,7 +215,7 @@ class _TrainCommand(click.Command):
 )
 @click.option(
     "--master-port",
-    type=int,
+    type=click.IntRange(1, 65535),
     help=f"Rendezvous port on rank 0 (default: {contract.default('master_port')}).",
 )
 @click.option(
@@ -205,7 +242,11 @@ def train(**params: Any) -> int:
 
     requirements = requirements_from(params)
     container = container_from(params)
-    timeout = parse_duration(params["timeout"]) if params["timeout"] is not None else None
+    timeout = (
+        parse_duration(params["timeout"], given("timeout", "--timeout"))
+        if params["timeout"] is not None
+        else None
+    )
     spec = JobSpec(
         script=params["script"],
         args=list(params["args"]),
@@ -215,15 +256,24 @@ def train(**params: Any) -> int:
         python=requirements.python,
         env=parse_env(params["env"]),
         timeout=timeout,
-        grace=parse_duration(params["grace"], "--grace", allow_zero=True) if params["grace"] else None,
+        grace=parse_duration(params["grace"], given("grace", "--grace"), allow_zero=True)
+        if params["grace"] is not None
+        else None,
+        reconnect=parse_duration(params["reconnect"], given("reconnect", "--reconnect"))
+        if params["reconnect"] is not None
+        else None,
         requirements=requirements,
         container=container,
         provision=not params["no_provision"],
         detach=params["detach"],
         output=params["output"],
         output_dir=params["output_dir"],
-        sync_every=parse_duration(params["sync_every"], "--sync-every") if params["sync_every"] else None,
-        max_workdir_size=parse_size(params["max_workdir_size"]),
+        sync_every=parse_duration(params["sync_every"], "--sync-every")
+        if params["sync_every"] is not None
+        else None,
+        max_workdir_size=parse_size(
+            params["max_workdir_size"], given("max_workdir_size", "--max-workdir-size")
+        ),
         nodes=parse_nodes(params["nodes"], params["launcher"]),
         launcher=params["launcher"],
         nproc_per_node=parse_nproc(params["nproc_per_node"], params["launcher"]),
@@ -351,7 +401,13 @@ def _when(stamp: float | None) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON document on stdout (schemas/jobs.schema.json)."
 )
-@click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable), e.g. running.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(JOB_STATES),
+    help="Only jobs in this state (repeatable), e.g. running.",
+)
 @click.option("--last", type=click.IntRange(min=1), help="Only the N newest jobs.")
 @click.option("--refresh", is_flag=True, help="Ask the hosts of each running job first (as `status` does).")
 @click.option("--prune", is_flag=True, help="Remove the local records of jobs ended --older-than ago.")
@@ -450,6 +506,8 @@ def status(job: str, as_json: bool) -> int:
             write_line(f"  outputs: {record.output_dir}")
     if play is not None:
         report_copy_errors(play.copy_errors, 0)
+    if jobs.shown_state(record) == "lost":  # shown first; then the code `wait` and `logs -f` end with
+        raise jobs.lost_error(record)
     return 0
 
 
@@ -461,7 +519,9 @@ def wait(job: str, timeout: str | None) -> int:
     without the log."""
     from driver.ops import control
 
-    return control.wait(job, parse_duration(timeout, "--timeout") if timeout else None)
+    return control.wait(
+        job, parse_duration(timeout, given("timeout", "--timeout")) if timeout is not None else None
+    )
 
 
 @command(codes=CONTROL_CODES)
@@ -474,7 +534,12 @@ def wait(job: str, timeout: str | None) -> int:
     type=click.IntRange(min=0),
     help="Only the last N lines of the log so far (with -f: then the rest, live).",
 )
-def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
+@click.option(
+    "--reconnect",
+    metavar="DURATION",
+    help="With -f: how long a host may stay unreachable before following stops (exit 91; the job goes on).",
+)
+def logs(job: str, follow: bool, host: str | None, tail: int | None, reconnect: str | None) -> int:
     """Print JOB's log from the start, from every host (prefixed with the host when several).
 
     With -f, follow it live until the job ends, then exit with the job's exit code. It works from any
@@ -484,7 +549,8 @@ def logs(job: str, follow: bool, host: str | None, tail: int | None) -> int:
     """
     from driver.ops import control
 
-    code = control.logs(job, write_line, follow=follow, host=host, tail=tail)
+    wait = parse_duration(reconnect, given("reconnect", "--reconnect")) if reconnect is not None else None
+    code = control.logs(job, write_line, follow=follow, host=host, tail=tail, reconnect=wait)
     if follow:  # the end, as a foreground train ends
         from driver.job import store as jobs
 
@@ -511,7 +577,7 @@ def cancel(job: str, grace: str | None) -> int:
     """
     from driver.ops import control
 
-    seconds = parse_duration(grace, "--grace", allow_zero=True) if grace else None
+    seconds = parse_duration(grace, given("grace", "--grace"), allow_zero=True) if grace is not None else None
     record, stopped = control.cancel(job, seconds)
     code = "" if record.exit_code is None else f", exit code {record.exit_code}"
     if stopped:
@@ -685,3 +751,4 @@ for _command in (
     completion,
 ):
     main.add_command(_command)
+settings_from_environment(main)

@@ -92,11 +92,13 @@ exec {target} "$@"
 """
 
 
-def control_path_dir() -> Path:
+def control_path_dir(settings: str = "") -> Path:
     """Shared directory of SSH ControlMaster sockets, so that jobs reuse warm connections.
 
     The state directory when its path is short enough for a Unix socket, else a private
-    directory in $XDG_RUNTIME_DIR or /tmp (created 0700 and checked to be ours).
+    directory in $XDG_RUNTIME_DIR or /tmp (created 0700 and checked to be ours). `settings` (a mark of
+    what the connections authenticate with: driver/execution/sshsettings.py) names a subdirectory, so
+    that a connection is reused only while those settings hold.
     """
     state = state_dir()
     # One directory per state directory: drivers of different state directories (users' setups, tests)
@@ -107,10 +109,12 @@ def control_path_dir() -> Path:
     if runtime:
         candidates.append(Path(runtime) / f"remote-trainer-cp-{tag}")
     candidates.append(Path("/tmp") / f"remote-trainer-{os.getuid()}-cp-{tag}")
-    for path in candidates:
+    for base in candidates:
+        path = base / settings if settings else base
         if len(str(path)) <= _MAX_CP_DIR:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            st = path.stat()
-            if st.st_uid == os.getuid() and st.st_mode & 0o077 == 0:
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.mkdir(exist_ok=True, mode=0o700)
+            st, top = path.stat(), base.stat()
+            if all(s.st_uid == os.getuid() and s.st_mode & 0o077 == 0 for s in (st, top)):
                 return path
     raise RuntimeError("no private directory with a short enough path for SSH control sockets")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,17 @@ class Launched:
     pgid: int
     hosts: int
     rank: int | None = None
+
+
+@dataclass
+class Connection:
+    """A host's connection while a job is followed: `lost` (retried for `wait` seconds), `back` (resumed at
+    the same byte), or `gone` (the driver stops waiting; the job goes on there)."""
+
+    host: str
+    state: str
+    offset: int
+    wait: float = 0.0
 
 
 @dataclass
@@ -137,7 +149,7 @@ class Translator:
 
     def translate(
         self, event: dict[str, Any]
-    ) -> Output | Launched | HostOutcome | HostReport | NoHosts | Progress | None:
+    ) -> Output | Launched | Connection | HostOutcome | HostReport | NoHosts | Progress | None:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if kind == "verbose":
@@ -158,7 +170,13 @@ class Translator:
             log.info("[%s] failed: %s: %s", host, data.get("task", ""), msg)
             if failure is not None:
                 return HostOutcome(host, error=failure_error(failure), kind=str(failure["kind"]))
-            return HostOutcome(host, error=AnsibleFailure(f"the job failed on {host}: {_last_line(msg)}"))
+            return HostOutcome(
+                host,
+                error=AnsibleFailure(
+                    f"the job failed on {host}: {_last_line(msg)}",
+                    hint="rerun with -vv to see what the host said",
+                ),
+            )
         elif kind == "runner_on_unreachable":
             msg = str((data.get("res", {}) or {}).get("msg", "")).strip()
             log.info("[%s] unreachable: %s", host, msg)
@@ -169,7 +187,7 @@ class Translator:
             log.warning("ansible: %s", (event.get("stdout") or "").strip())
         return None
 
-    def _verbose(self, stdout: str) -> Output | Launched | None:
+    def _verbose(self, stdout: str) -> Output | Launched | Connection | None:
         start = stdout.find(RELAY_MARKER)
         if start < 0:
             text = stdout.strip()
@@ -184,6 +202,8 @@ class Translator:
         if record["k"] == "pip":  # the remote_host role's build: pip's own output while it runs
             log.info("[%s] pip: %s", record["h"], record["line"])
             return None
+        if record["k"] == "conn":
+            return Connection(record["h"], record["s"], int(record["o"]), float(record.get("w") or 0))
         if record["k"] == "launched":
             log.info("[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"])
             return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1), record.get("r"))
@@ -216,11 +236,21 @@ def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | Pro
 def unreachable_error(host: str, msg: str) -> DriverError:
     """Tell apart the reasons ssh gives for not connecting."""
     lowered = msg.lower()
-    if "host key verification failed" in lowered or "host identification has changed" in lowered:
+    if "host identification has changed" in lowered or "has changed and you have requested strict" in lowered:
+        # ssh says which line of which known_hosts holds the old key, and how to remove it.
+        remove = re.search(r"ssh-keygen -f .* -R \S+", msg)
+        command = f"`{remove.group(0)}`" if remove else "`ssh-keygen -R HOST` (its name or [address]:port)"
         return HostKeyFailed(
-            f"host key verification failed for {host}",
-            hint="check the host's key and your known_hosts; to accept the key of a new host "
-            "once, rerun with --accept-new-host-keys",
+            f"the host key of {host} has changed: it is not the key your known_hosts holds for it",
+            hint="this can be an attack (someone between you and the host): check the new key with the "
+            f"host's administrator; only if the host was reinstalled or its key replaced, remove the old key "
+            f"with {command} and connect again (--accept-new-host-keys then remembers the new one)",
+        )
+    if "host key verification failed" in lowered or "host key is known for" in lowered:
+        return HostKeyFailed(
+            f"the host key of {host} is unknown: it is not in your known_hosts",
+            hint="add the host's key to known_hosts (ssh-keyscan it and compare its fingerprint), or rerun "
+            "with --accept-new-host-keys to accept it once and remember it",
         )
     if "permission denied" in lowered or "authentication" in lowered:
         return AuthenticationFailed(

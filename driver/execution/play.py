@@ -22,6 +22,7 @@ from typing import Any
 from driver.errors import (
     AnsibleFailure,
     BadInventory,
+    Disconnected,
     DriverError,
     Interrupted,
     NoHostsMatched,
@@ -30,6 +31,7 @@ from driver.errors import (
 from driver.execution import playbook
 from driver.execution.events import (
     NOTICE,
+    Connection,
     HostOutcome,
     HostReport,
     Launched,
@@ -98,6 +100,10 @@ class Play:
         self.interrupted: str | None = None
         self.interrupt_message = interrupt_message
         self.interrupt_hint = interrupt_hint
+        # The job this run follows (its id names it in what a lost connection says), and the hosts the
+        # driver stopped waiting for while the job goes on there.
+        self.job_id: str | None = None
+        self.gone: dict[str, Connection] = {}
 
     def play(
         self,
@@ -123,6 +129,7 @@ class Play:
                 extravars=extravars,
                 event_handler=self.on_event,
                 accept_new_host_keys=accept_new_host_keys,
+                ssh_inventory=inventory if self.inventory else None,
             )
             while not self.run.wait(0.2):
                 if on_tick is not None:
@@ -156,7 +163,9 @@ class Play:
                 self.relay.prefix_hosts = True
             self.handle(item)
             return False
-        if isinstance(item, Progress):
+        if isinstance(item, Connection):
+            self.on_connection(item)
+        elif isinstance(item, Progress):
             log.log(NOTICE, "[%s] %s", item.host, item.text)
         elif isinstance(item, NoHosts):
             self.no_hosts = True
@@ -168,8 +177,35 @@ class Play:
         elif isinstance(item, HostOutcome):
             if self.relay is not None:
                 self.relay.finish(item.host)
+            if item.kind == "unreachable" and item.host in self.gone:
+                item.error = self.disconnected(item.host)
+                item.state = "running"
             self.outcomes.append(item)
         return self.handle(item)
+
+    def on_connection(self, item: Connection) -> None:
+        """Say at once when a followed host's connection drops, comes back, or is given up on."""
+        if item.state == "lost":
+            log.warning(
+                "[%s] the connection was lost; retrying for up to %g s (the job goes on there)",
+                item.host,
+                item.wait,
+            )
+        elif item.state == "back":
+            log.warning("[%s] connected again; the output resumes where it stopped", item.host)
+        elif item.state == "gone":
+            self.gone[item.host] = item
+
+    def disconnected(self, host: str) -> Disconnected:
+        """What the user is told when the driver stops waiting for a host whose job goes on."""
+        job = self.job_id or "JOB"
+        waited = self.gone[host].wait if host in self.gone else 0
+        return Disconnected(
+            f"lost the connection to {host} for more than {waited:g} s; job {job} goes on there "
+            "without this driver",
+            hint=f"`driver logs -f {job}` reattaches (every line once, then until the end); "
+            f"`driver status {job}` asks the host, `driver cancel {job}` stops it",
+        )
 
     def handle(self, item: object) -> bool:
         return True
@@ -244,7 +280,12 @@ def report_copy_errors(errors: list[OutputsNotCopied], code: int) -> None:
     raise errors[0]
 
 
-def no_hosts_error(inventory: str | None, limit: str | None) -> NoHostsMatched:
+def no_hosts_error(inventory: str | None, limit: str | None) -> DriverError:
+    if inventory and not limit:  # nothing narrowed it: the inventory itself has no host (68)
+        return BadInventory(
+            f"inventory {inventory!r} has no hosts",
+            hint="add the hosts to it, one a line (gpu1 ansible_host=10.0.0.5), or give another inventory",
+        )
     where = f"inventory {inventory!r}" if inventory else "the local inventory (this machine)"
     what = f"--limit {limit!r}" if limit else "any host"
     hint = (

@@ -14,7 +14,7 @@ from typing import Any
 
 import ansible_runner
 
-from driver.execution import assets
+from driver.execution import assets, sshsettings
 
 EventHandler = Callable[[dict[str, Any]], bool]
 
@@ -66,13 +66,15 @@ class PlaybookRun:
                     os.kill(pid, signal.SIGTERM)
 
 
-def base_envvars(accept_new_host_keys: bool = False) -> dict[str, str]:
-    """Environment of every ansible-playbook the driver starts."""
+def base_envvars(inventory: str | None = None, accept_new_host_keys: bool = False) -> dict[str, str]:
+    """Environment of every ansible-playbook the driver starts (over `inventory`)."""
+    settings = sshsettings.mark(inventory, accept_new_host_keys)
     env = {
         "ANSIBLE_CONFIG": str(assets.ansible_cfg()),
         # ansible-runner turns host key checking off unless told otherwise: keep it on.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(assets.control_path_dir()),
+        # Warm connections are reused only while what they authenticated with holds.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(assets.control_path_dir(settings)),
         "ANSIBLE_ROLES_PATH": str(assets.ansible_home() / "roles"),
         "ANSIBLE_NOCOLOR": "True",
         # An inventory that does not parse is an error, not an empty inventory.
@@ -98,8 +100,12 @@ def start(
     limit: str | None = None,
     forks: int | None = None,
     accept_new_host_keys: bool = False,
+    ssh_inventory: str | None = None,
 ) -> PlaybookRun:
-    """Start playbooks/<playbook> on a thread; the caller keeps its signal handlers."""
+    """Start playbooks/<playbook> on a thread; the caller keeps its signal handlers.
+
+    ssh_inventory: the user's inventory whose SSH settings mark the warm connections (None: this machine).
+    """
     thread, runner = ansible_runner.run_async(
         private_data_dir=str(private_data_dir),
         playbook=str(assets.playbook(playbook)),
@@ -107,7 +113,7 @@ def start(
         limit=limit,
         forks=forks,
         extravars=extravars,
-        envvars=base_envvars(accept_new_host_keys),
+        envvars=base_envvars(ssh_inventory, accept_new_host_keys),
         event_handler=event_handler,
         # Our own callback keeps ansible-runner from taking over SIGINT/SIGTERM; cancelling is ours.
         cancel_callback=lambda: False,

@@ -71,6 +71,7 @@ def train_job(
         "master_port": spec.master_port,
         "timeout": spec.timeout,
         "grace": spec.grace,
+        "reconnect": spec.reconnect,
         "executor": "container" if spec.container.wanted else None,
         "container": spec.container.contract(),
     }

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobMissing
+from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost, JobMissing
 from driver.execution import assets
 
 RUNNING_STATES = ("starting", "running")
@@ -52,6 +52,28 @@ def ending(stopped: str | None, failed_rc: int | None, lost: bool) -> tuple[str,
 
 
 JobNotFound = JobMissing
+
+# Why a job that no longer runs left no exit code (jobctl's `lost`), in the user's words.
+LOST_BECAUSE = {
+    "restarted": "the host (or its container) restarted while the job ran",
+    "disk_full": "the host's disk is full, so the job could not record its end",
+    "killed": "its launcher was killed from outside (kill -9, the OOM killer)",
+}
+
+
+def lost_reason(host: str, why: str | None) -> str:
+    """The record's message for a job lost on host (why: jobctl's `lost`)."""
+    return f"lost on {host}: {LOST_BECAUSE.get(why or '', 'it no longer runs and left no exit code')}"
+
+
+def lost_error(record: JobRecord) -> JobLost:
+    """The error of a job recorded as lost: its reason, and what the user can still do."""
+    why = record.message or "it no longer runs and left no exit code"
+    return JobLost(
+        f"job {record.id} was {why}",
+        hint=f"what it wrote so far: `driver logs {record.id}`; its outputs came back where it could "
+        "(`driver status` shows where); run it again with `driver train`",
+    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from driver.errors import DriverError, Interrupted, JobLost, JobMissing, StillRunning
+from driver.errors import DriverError, Interrupted, JobMissing, StillRunning
 from driver.execution import assets
 from driver.execution.events import HostOutcome
 from driver.execution.play import Play, first_nonzero, report_copy_errors, signals
@@ -52,6 +52,7 @@ def run_control(
     play = Play(
         local, record.inventory, host or record.limit, relay, interrupt_message=message, interrupt_hint=hint
     )
+    play.job_id = record.id
     training_job = contract.only_set(
         {
             "id": record.id,
@@ -92,7 +93,12 @@ def observe(
         lost = any(o.state == "lost" for o in outcomes)
         stopped = next((o.stopped for o in outcomes if o.stopped in jobs.STOPPED), None)
         state, code = jobs.ending(stopped, failed.rc if failed else None, lost)
-        changes.update(state=state, exit_code=code, ended=time.time(), stopped=stopped)
+        gone = next((o for o in outcomes if o.state == "lost"), None)
+        message = jobs.lost_reason(gone.host, gone.result.get("rt_lost")) if state == "lost" and gone else ""
+        changes.update(state=state, exit_code=code, ended=time.time(), stopped=stopped, message=message)
+        for o in outcomes:
+            if o.result.get("rt_disk_full"):
+                log.warning("[%s] the disk the job lives on is full: its log may miss its last lines", o.host)
     if all_ended and record.output_dir and not record.outputs_synced:
         changes["outputs_synced"] = not copy_failed
     return jobs.update(record.id, **changes)
@@ -122,7 +128,13 @@ def status(job_id: str) -> tuple[jobs.JobRecord, Play | None]:
 
 
 def logs(
-    job_id: str, sink: LineSink, *, follow: bool = False, host: str | None = None, tail: int | None = None
+    job_id: str,
+    sink: LineSink,
+    *,
+    follow: bool = False,
+    host: str | None = None,
+    tail: int | None = None,
+    reconnect: float | None = None,
 ) -> int:
     """Print the job's log from the start (or its last `tail` lines); with follow, until the job ends.
 
@@ -137,8 +149,8 @@ def logs(
         if not follow or play is None:
             return code
         offsets = play.relay.complete if play.relay is not None else {}
-        return _logs(job_id, sink, follow=True, host=host, offsets=offsets)[0]
-    return _logs(job_id, sink, follow=follow, host=host)[0]
+        return _logs(job_id, sink, follow=True, host=host, offsets=offsets, reconnect=reconnect)[0]
+    return _logs(job_id, sink, follow=follow, host=host, reconnect=reconnect)[0]
 
 
 def _logs(
@@ -149,6 +161,7 @@ def _logs(
     host: str | None = None,
     offsets: dict[str, int] | None = None,
     hold_partial: bool = False,
+    reconnect: float | None = None,
 ) -> tuple[int, Play | None]:
     """logs() without the tail: the exit code to use, and the play that relayed the log (None: the local
     copy was printed)."""
@@ -165,6 +178,8 @@ def _logs(
     fields: dict[str, Any] = {"until_now": not follow}
     if offsets:
         fields["offsets"] = offsets
+    if reconnect is not None:
+        fields["reconnect"] = reconnect
     try:
         play = run_control(record, "follow", sink=sink, host=host, fields=fields, hold_partial=hold_partial)
     except JobMissing:
@@ -176,10 +191,7 @@ def _logs(
         report_copy_errors(play.copy_errors, 0)
         return 0, play
     if record.state == "lost":
-        raise JobLost(
-            f"job {record.id} was lost: it no longer runs and left no exit code",
-            hint="the host may have rebooted or the job was killed from outside",
-        )
+        raise jobs.lost_error(record)
     code = (record.host_rc.get(host) if host is not None else record.exit_code) or 0
     report_copy_errors(play.copy_errors, code)
     return code, play
@@ -192,10 +204,10 @@ def print_local_copy(record: jobs.JobRecord, sink: LineSink, host: str | None) -
     if not copies:
         return False
     log.warning("job %s is gone from its hosts; this is the copy of its log kept here", record.id)
+    # Lines as the relay hands them over live ("\r" included): one relay, read from each copy.
+    relay = Relay(sink, None, prefix_hosts=len(copies) > 1)
     for path in copies:
-        prefix = f"[{path.stem}] " if len(copies) > 1 else ""
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            sink(prefix + line)
+        relay.replay(path.stem, path)
     return True
 
 
@@ -221,16 +233,18 @@ def wait(job_id: str, timeout: float | None = None, every: float = 2.0) -> int:
             while time.monotonic() < end and not stop:
                 time.sleep(0.05)
     if stop:
-        raise Interrupted(stop[0], f"interrupted ({stop[0]}); job {record.id} itself goes on")
-    if record.state == "lost":
-        raise JobLost(
-            f"job {record.id} was lost: it no longer runs and left no exit code",
-            hint="the host may have rebooted or the job was killed from outside",
+        raise Interrupted(
+            stop[0],
+            f"interrupted ({stop[0]}); job {record.id} itself goes on",
+            hint=f"`driver wait {record.id}` waits again",
         )
+    if record.state == "lost":
+        raise jobs.lost_error(record)
     if record.state in ("failed", "abandoned"):
         raise DriverError(
             f"job {record.id} never ran ({record.state})" + (f": {record.message}" if record.message else ""),
             exit_code=record.exit_code or None,
+            hint=f"`driver status {record.id}` shows its record; fix the cause and run it again",
         )
     return record.exit_code or 0
 

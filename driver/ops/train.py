@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver.errors import JobLost
+from driver.errors import Disconnected
 from driver.execution import assets
 from driver.execution.events import NOTICE, HostOutcome, HostReport, Launched, describe_report, lacks_rsync
 from driver.execution.play import Play, first_nonzero, report_copy_errors
@@ -43,6 +43,7 @@ class _Job(Play):
     def __init__(self, spec: JobSpec, sink: LineSink, local: Path) -> None:
         (local / "logs").mkdir(exist_ok=True, mode=0o700)
         super().__init__(local, spec.inventory, spec.limit, Relay(sink, local / "logs"))
+        self.job_id = spec.job_id
         self.spec = spec
         self.grace = spec.grace if spec.grace is not None else float(contract.default("grace"))
         self.cancel_file = local / "cancel"
@@ -59,7 +60,9 @@ class _Job(Play):
             self.relay.labels[item.host] = f"{item.rank}:{item.host}"
             self.relay.prefix_hosts = True
         if isinstance(item, HostOutcome):
-            failed = item.error is not None or (item.rc and not item.stopped)
+            # A host the driver lost is no failed rank: its job goes on, and so do the others'.
+            lost_sight = isinstance(item.error, Disconnected)
+            failed = (item.error is not None and not lost_sight) or (item.rc and not item.stopped)
             if self.spec.nodes and self.hosts and failed and self.stopped is None:
                 # One rank failed: the others are stopped; the driver exits with this rank's code.
                 log.warning("[%s] failed; stopping the other ranks", item.host)
@@ -132,8 +135,9 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
     local = assets.job_dir(spec.job_id)
     job = _Job(spec, sink, local)
     inventory = spec.inventory
-    output_dir = spec.output_dir.resolve() if spec.output_dir else local / "outputs"
-    output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # A job's outputs never mix with another's: --output-dir holds one directory per job.
+    output_dir = spec.output_dir.resolve() / spec.job_id if spec.output_dir else local / "outputs"
+    spec.create_output_dir(output_dir)  # what keeps it from being created: exit 85
     record = jobs.JobRecord(
         id=spec.job_id,
         script=str(spec.script),
@@ -183,6 +187,13 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     if spec.detach and job.outcomes and all(o.state == "running" for o in job.outcomes):
         jobs.update(record.id, state="running", hosts=hosts, host_rc=host_rc)
         return JobResult(spec.job_id, 0, job.outcomes, detached=True, output_dir=record.output_dir)
+    gone = [o for o in job.outcomes if isinstance(o.error, Disconnected)]
+    if gone:
+        # The driver gave up on a host whose job goes on: the job runs (a later status, logs or cancel
+        # records its end and brings its outputs back), and the driver's own code says so.
+        ended_rc = {o.host: o.rc for o in job.outcomes if o.state != "running"}
+        jobs.update(record.id, state="running", hosts=hosts, host_rc=ended_rc, message=gone[0].error.message)
+        raise gone[0].error
     # Why the job was stopped (a failed rank's `rank_failed` is no stop of the job: its code is that rank's).
     stopped = job.stopped or next((o.stopped for o in job.outcomes if o.stopped in jobs.STOPPED), None)
     ended = {
@@ -201,14 +212,16 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
             jobs.update(record.id, state="failed", exit_code=code, **{**ended, "message": str(exc)})
             raise
     nonzero = first_nonzero(job.outcomes)
-    lost = [o.host for o in job.outcomes if o.state == "lost"]
+    lost = [o for o in job.outcomes if o.state == "lost"]
     state, code = jobs.ending(stopped, nonzero.rc if nonzero is not None else None, bool(lost))
-    jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
+    if state == "lost":
+        ended["message"] = jobs.lost_reason(lost[0].host, lost[0].result.get("rt_lost"))
+    for o in job.outcomes:
+        if o.result.get("rt_disk_full"):
+            log.warning("[%s] the disk the job lives on is full: its log may miss its last lines", o.host)
+    updated = jobs.update(record.id, state=state, exit_code=code, stopped=stopped, **ended)
     if code is None:
-        raise JobLost(
-            f"the job was lost on {lost[0]}: it no longer runs and left no exit code",
-            hint="the host may have rebooted or the job was killed from outside",
-        )
+        raise jobs.lost_error(updated)
     report_copy_errors(job.copy_errors, code)
     return JobResult(spec.job_id, code, job.outcomes, stopped, output_dir=record.output_dir)
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from driverproc import DRIVER, REPO, SCRIPTS, driver_env, run_driver
+from driverproc import DRIVER, REPO, SCRIPTS, driver_env, job_output, run_driver
 
 HELLO = str(REPO / "examples" / "hello.py")
 
@@ -19,15 +19,15 @@ def test_precedence_command_line_then_environment_then_file(tmp_path):
     env = {"REMOTE_TRAINER_CONFIG": str(config)}
     args = ["train", str(SCRIPTS / "writes_outputs.py")]
     assert run_driver([*args, "--", "a", "ok"], tmp_path, extra_env=env).returncode == 0
-    assert (out_file / "localhost" / "a.txt").is_file()
+    assert (job_output(out_file, "localhost") / "a.txt").is_file()
     env["REMOTE_TRAINER_OUTPUT_DIR"] = str(out_env)
     assert run_driver([*args, "--", "b", "ok"], tmp_path, extra_env=env).returncode == 0
-    assert (out_env / "localhost" / "b.txt").is_file()
+    assert (job_output(out_env, "localhost") / "b.txt").is_file()
     assert (
         run_driver([*args, "--output-dir", str(out_cli), "--", "c", "ok"], tmp_path, extra_env=env).returncode
         == 0
     )
-    assert (out_cli / "localhost" / "c.txt").is_file()
+    assert (job_output(out_cli, "localhost") / "c.txt").is_file()
     shown = run_driver(["config", "show", "--json"], tmp_path, extra_env=env)
     assert shown.returncode == 0, shown.stderr
     settings = json.loads(shown.stdout)["settings"]

@@ -11,7 +11,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-from driverproc import DRIVER, REPO, SCRIPTS, driver_env, error_lines, read_until, run_driver, start_driver
+from driverproc import (
+    DRIVER,
+    REPO,
+    SCRIPTS,
+    driver_env,
+    error_lines,
+    job_output,
+    read_until,
+    run_driver,
+    start_driver,
+)
 
 HELLO = str(REPO / "examples" / "hello.py")
 
@@ -76,9 +86,10 @@ def test_relative_output_dir_is_relative_to_the_current_directory(tmp_path):
         cwd=work,
     )
     assert res.returncode == 0, res.stderr
-    assert (work / "out" / "localhost" / "rel.txt").read_text() == "rel\n"
+    rel = job_output(work / "out", "localhost")
+    assert (rel / "rel.txt").read_text() == "rel\n"
     # The end of a foreground train says where the outputs went.
-    assert f"  outputs: {work / 'out'}/<host>/" in res.stderr.splitlines()
+    assert f"  outputs: {rel.parent}/<host>/" in res.stderr.splitlines()
 
 
 @pytest.mark.parametrize("value", ["/tmp/abs", "../up", "a/../../b", "", "  "])

@@ -13,6 +13,7 @@ from driverproc import (
     DRIVER,
     SCRIPTS,
     error_lines,
+    job_output,
     read_until,
     run_driver,
     start_driver,
@@ -140,7 +141,7 @@ def test_outputs_come_back_on_every_ending(ending, testhosts, tmp_path):
     else:
         res = run_driver([*args, "--", ending, mode], tmp_path)
         assert res.returncode == {"success": 0, "failure": 4, "timeout": 124}[ending], res.stderr
-    assert (out / "th1" / f"{ending}.txt").read_text() == f"{ending}\n"
+    assert (job_output(out, "th1") / f"{ending}.txt").read_text() == f"{ending}\n"
 
 
 def test_outputs_from_this_machine_need_no_rsync(tmp_path):
@@ -166,7 +167,7 @@ def test_outputs_from_this_machine_need_no_rsync(tmp_path):
         extra_env={"PATH": f"{Path(DRIVER).parent}:{bin_dir}"},
     )
     assert res.returncode == 0, res.stderr
-    assert (out / "localhost" / "here.txt").read_text() == "here\n"
+    assert (job_output(out, "localhost") / "here.txt").read_text() == "here\n"
 
 
 def test_a_host_without_rsync_keeps_the_exit_code_and_status_copies_the_outputs_later(testhosts, tmp_path):
@@ -189,15 +190,15 @@ def test_a_host_without_rsync_keeps_the_exit_code_and_status_copies_the_outputs_
     # A failing script keeps its own exit code; the copy failure is still said.
     assert failed.returncode == 4, failed.stderr
     assert "error: the outputs of th2 were not copied back" in failed.stderr
-    (job,) = [j for j in job_ids(tmp_path) if record(tmp_path, j)["output_dir"] == str(out)]
+    (job,) = [j for j in job_ids(tmp_path) if record(tmp_path, j)["output_dir"] == str(out / j)]
     rec = record(tmp_path, job)
     assert rec["exit_code"] == 0 and rec["outputs_synced"] is False
-    assert not (out / "th2" / "kept.txt").exists()
+    assert not (out / job / "th2" / "kept.txt").exists()
     # With rsync back, `status` brings them over, once.
     status = run_driver(["status", job], tmp_path)
     assert status.returncode == 0, status.stderr
-    assert f"outputs: {out}" in status.stdout
-    assert (out / "th2" / "kept.txt").read_text() == "kept\n"
+    assert f"outputs: {out / job}" in status.stdout
+    assert (out / job / "th2" / "kept.txt").read_text() == "kept\n"
     assert record(tmp_path, job)["outputs_synced"] is True
 
 
@@ -225,7 +226,7 @@ def test_ten_concurrent_jobs_on_one_host(testhosts, tmp_path):
     for i, ((out, err), code) in enumerate(results):
         assert code == 0, err
         assert out == f"wrote tag{i}\n"
-        assert sorted(p.name for p in (tmp_path / f"out{i}" / "th1").iterdir()) == [f"tag{i}.txt"]
+        assert sorted(p.name for p in job_output(tmp_path / f"out{i}", "th1").iterdir()) == [f"tag{i}.txt"]
     assert len(job_ids(tmp_path)) == 10
 
 
@@ -251,7 +252,7 @@ def test_a_lost_job_is_reported_as_lost(testhosts, tmp_path):
     testhosts.ssh("th1", f"pkill -9 -f '[j]obctl.py launch .*{job}'; pkill -9 -f '[{tag[0]}]{tag[1:]}'; true")
     time.sleep(1.5)
     status = run_driver(["status", job], tmp_path)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 79, status.stderr
     assert f"job {job}: lost" in status.stdout
     follow = run_driver(["logs", "-f", job], tmp_path)
     assert follow.returncode == 79
@@ -365,12 +366,12 @@ def test_sync_every_brings_outputs_back_while_the_job_runs(testhosts, tmp_path):
     try:
         read_until(proc, "wrote early")
         deadline = time.monotonic() + 10
-        while not (out / "th1" / "early.txt").exists() and time.monotonic() < deadline:
+        while not (job_output(out, "th1") / "early.txt").exists() and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert (out / "th1" / "early.txt").read_text() == "early\n", "not synced while running"
-        assert proc.poll() is None and not (out / "th1" / "late.txt").exists()
+        assert (job_output(out, "th1") / "early.txt").read_text() == "early\n", "not synced while running"
+        assert proc.poll() is None and not (job_output(out, "th1") / "late.txt").exists()
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0
-    assert (out / "th1" / "late.txt").read_text() == "late\n"
+    assert (job_output(out, "th1") / "late.txt").read_text() == "late\n"

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 import pytest
-from driverproc import REPO, read_until, run_driver, start_driver
+from driverproc import REPO, job_output, read_until, run_driver, start_driver
 
 pytestmark = pytest.mark.gpu
 
@@ -74,14 +74,14 @@ def test_trains_on_the_gpu_and_the_model_comes_back(gpu_python, tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert " on NVIDIA " in res.stdout and "trained 300 steps" in res.stdout, res.stdout
-    metrics = json.loads((out / "localhost" / "metrics.json").read_text())
+    metrics = json.loads((job_output(out, "localhost") / "metrics.json").read_text())
     assert metrics["device"].startswith("NVIDIA") and metrics["last_loss"] < metrics["first_loss"] / 10
     check = subprocess.run(
         [
             gpu_python,
             "-c",
             "import sys, torch; print(len(torch.load(sys.argv[1])))",
-            out / "localhost" / "model.pt",
+            job_output(out, "localhost") / "model.pt",
         ],
         capture_output=True,
         text=True,

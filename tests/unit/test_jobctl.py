@@ -324,7 +324,7 @@ def test_clean(jobs: Jobs) -> None:
     root = jobs.root
 
     young = jobctl("clean", root, 3600)
-    assert young == {"job": str(root), "removed": [], "kept": 6, "uncollected": []}
+    assert young == {"job": str(root), "removed": [], "kept": 6, "uncollected": [], "partial": []}
 
     out = jobctl("clean", root, 0)
     assert out["removed"] == ["empty", "nocollect", "plain"]
@@ -346,7 +346,13 @@ def test_clean(jobs: Jobs) -> None:
 
 def test_clean_of_a_missing_root(tmp_path: Path) -> None:
     out = jobctl("clean", tmp_path / "nothing", 0)
-    assert out == {"job": str(tmp_path / "nothing"), "removed": [], "kept": 0, "uncollected": []}
+    assert out == {
+        "job": str(tmp_path / "nothing"),
+        "removed": [],
+        "kept": 0,
+        "uncollected": [],
+        "partial": [],
+    }
 
 
 def test_status_of_a_missing_job(tmp_path: Path) -> None:

@@ -28,8 +28,10 @@ Every failure carries its kind in the fact `training_job_failure` ({kind, msg, .
 to exit codes (driver/errors.py). How the script is started on the host is the job's `executor`, turned
 into the host's command in one place (`command`).
 
-Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched` or
-`out`), `h` (inventory host), and for `out` the log offset `o` and base64 bytes `d`. Under plain
+Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched`, `out`
+or `conn`), `h` (inventory host), for `out` the log offset `o` and base64 bytes `d`, for `conn` (a followed
+host's connection) the state `s` (`lost`, `back`, or `gone`: given up after `reconnect` seconds, the task
+then fails as unreachable while the job goes on), the offset `o` and the wait `w`. Under plain
 ansible-playbook (not ansible-runner) the lines themselves are displayed, prefixed with the host.
 """
 
@@ -317,7 +319,9 @@ class ActionModule(ActionBase):
             kind = "helper_python" if unusable else "launch"
             # Nothing of a job that never started stays on the host.
             self._low_level_execute_command(f"rm -rf {root}/{job_q}", sudoable=False)
-            detail = stderr or res.get("stdout", "")
+            detail = stderr or res.get("stdout", "").strip()
+            if not detail:  # say what ran, since it said nothing
+                detail = f"{self._py} -S .rt/jobctl.py launch exited {res['rc']} and printed nothing"
             return self._fail(
                 result, kind, f"could not start the job on {self._host}: {detail}".strip(), rc=res["rc"]
             )
@@ -348,11 +352,17 @@ class ActionModule(ActionBase):
             wait = 0.0 if until_now else job["poll_wait"]
             try:
                 st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else MAX_CHUNK}")
+                if unreachable_since is not None:
+                    self._relay({"k": "conn", "s": "back", "o": offset})
                 unreachable_since = None
             except AnsibleConnectionFailure as exc:
                 now = time.monotonic()
-                unreachable_since = unreachable_since or now
+                if unreachable_since is None:
+                    unreachable_since = now
+                    self._relay({"k": "conn", "s": "lost", "o": offset, "w": job["reconnect"]})
                 if now - unreachable_since > job["reconnect"]:
+                    # The job goes on there; the driver tells the user how to reattach.
+                    self._relay({"k": "conn", "s": "gone", "o": offset, "w": job["reconnect"]})
                     raise
                 display.vvv(f"{self._host}: connection lost ({exc}); retrying")
                 time.sleep(1.0)
@@ -382,6 +392,8 @@ class ActionModule(ActionBase):
             "rt_collected": st.get("collected", False),
             "rt_started": st.get("started"),
             "rt_ended": st.get("ended"),
+            "rt_lost": st.get("lost") if lost else None,
+            "rt_disk_full": bool(st.get("disk_full")),
         }
 
     # -- cleaning ---------------------------------------------------------------------------------------
@@ -390,8 +402,11 @@ class ActionModule(ActionBase):
             source = f.read()
         root = _quote_path(job["root"])
         force = " force" if job["force"] else ""
+        stage = _quote_path(job["stage_root"])
         res = self._low_level_execute_command(
-            f"{self._py} -S - clean {root} {job['older_than']}{force}", sudoable=False, in_data=source
+            f"{self._py} -S - clean {root} {job['older_than']}{force} --stage {stage}",
+            sudoable=False,
+            in_data=source,
         )
         info = self._last_json(res.get("stdout", ""))
         if res["rc"] != 0 or info is None:
@@ -402,6 +417,7 @@ class ActionModule(ActionBase):
             rt_removed=info["removed"],
             rt_kept=info["kept"],
             rt_uncollected=info.get("uncollected", []),
+            rt_partial=info.get("partial", []),
         )
         return result
 
@@ -425,10 +441,19 @@ class ActionModule(ActionBase):
         if self._records:
             display.display(RELAY_MARKER + " " + json.dumps(record, separators=(",", ":")))
         elif record["k"] == "out":
-            lines = (self._partial + base64.b64decode(record["d"])).split(b"\n")
-            self._partial = lines.pop()
-            for line in lines:
-                display.display(f"[{self._host}] {line.decode('utf-8', 'replace')}")
+            import re  # only this path splits lines itself
+
+            # As the driver's relay (driver/execution/relay.py, not importable here): a line ends with "\n" or
+            # "\r\n", or with a lone "\r" (a progress bar's redraw), shown without a newline so that the next
+            # one overwrites it; a "\r" last in the bytes so far waits for the next byte.
+            data = self._partial + base64.b64decode(record["d"])
+            start = 0
+            for end in re.finditer(rb"\r\n|\n|\r(?=[^\n])", data):
+                redraw = end.group() == b"\r"
+                text = data[start : end.start()].decode("utf-8", "replace") + ("\r" if redraw else "")
+                display.display(f"[{self._host}] {text}", newline=not redraw)
+                start = end.end()
+            self._partial = data[start:]
 
     def _flush_partial(self) -> None:
         if self._partial and not self._records:

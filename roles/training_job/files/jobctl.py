@@ -19,6 +19,10 @@ Job directory layout (mode 0700):
   JOB/.rt/collect    present when a driver will copy the outputs back at the end (spec "collect")
   JOB/.rt/collected  present once the outputs were copied back (`collected`)
   JOB/.rt/engine.json  the spec's term and stop commands (container executor), for `kill` and its reaper
+  JOB/.rt/reserve    RESERVE bytes written at the launch and given back when the disk is full, so that the
+                     job's end (rc, ended, collected) is recorded even when the script filled the disk
+  JOB/.rt/boot       the host's boot (kernel boot id and PID 1's start time) at the launch: a lost job whose
+                     boot differs was lost to a restart of the host
   JOB/rc             exit code of the script (128+N when it died of signal N), written atomically
   JOB/log            stdout and stderr of the script, merged
   JOB/work/          the script, the staged workdir, the script's cwd
@@ -43,12 +47,16 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
                                   records REASON (default "cancelled") when the job still ran
   status JOB                      state of the job without waiting
   collected JOB                   mark the job's outputs as copied back; print the state
-  clean ROOT AGE [force]          remove ended job directories under ROOT whose end is AGE s ago or more,
-                                  except those whose outputs a driver still has to copy back (unless force)
+  clean ROOT AGE [force] [--stage DIR]
+                                  remove ended job directories under ROOT whose end is AGE s ago or more
+                                  (lost ones: whose start), except those whose outputs a driver still has
+                                  to copy back (unless force); and failed stagings' leftovers under DIR
 
 State (status, poll, kill, collected): rc (null while running), alive (launcher running), size (log
 bytes), outputs (output directory non-empty), started, ended, stopped (reason or null), collect,
-collected; `missing: true` when the job directory has no .rt/.
+collected, disk_full (less than RESERVE bytes free where the job lives), lost (why a job that no longer
+runs left no rc: "restarted", "disk_full" or "killed"; null otherwise); `missing: true` when the job
+directory has no .rt/.
 """
 
 import base64
@@ -68,15 +76,59 @@ CHECK_INTERVAL = 0.01  # seconds between checks of the log while long-polling
 COALESCE = 0.015  # once new bytes are seen, wait this long for more so that lines travel in batches
 END_GRACE = 2.0  # seconds left to stray processes of the job after the script itself exited
 DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
+STAGE_PARTIAL = ".~tmp~"  # rsync --delay-updates' directory of files not yet in place (a staging under way)
+RESERVE = 64 * 1024  # bytes the job keeps for recording its own end on a full disk
 
 
 def _write_atomic(path, text):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    try:
+        _write_file(tmp, text)
+    except OSError as exc:
+        # A full disk: give back the job's reserve (its own space for rc, ended, collected) and retry.
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _release_reserve(path):
+            raise
+        _write_file(tmp, text)
+    os.rename(tmp, path)
+
+
+def _write_file(path, text):
+    with open(path, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.rename(tmp, path)
+
+
+def _release_reserve(path):
+    """Remove the reserve of the job that path belongs to; True when there was one."""
+    reserve = os.path.join(os.path.dirname(path), "reserve")
+    if not os.path.exists(reserve):
+        reserve = os.path.join(os.path.dirname(path), ".rt", "reserve")
+    try:
+        os.unlink(reserve)
+    except OSError:
+        return False
+    return True
+
+
+def _boot_mark():
+    """This boot of the host (or of its container): the kernel's boot id and the start time of PID 1."""
+    boot = _read("/proc/sys/kernel/random/boot_id") or ""
+    try:
+        with open("/proc/1/stat") as f:
+            stat = f.read()
+        start = stat[stat.rindex(")") + 2 :].split()[19]
+    except (OSError, IndexError):
+        start = ""
+    return f"{boot}:{start}"
+
+
+def _free_bytes(path):
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _create_once(path, text):
@@ -318,6 +370,9 @@ def cmd_launch(job):
     if spec.get("output"):
         os.makedirs(os.path.join(p["work"], spec["output"]), mode=0o700, exist_ok=True)
         _write_atomic(p["output"], spec["output"])
+    with contextlib.suppress(OSError):  # no reserve on a disk already full: the job may still run
+        _write_file(os.path.join(p["rt"], "reserve"), "\0" * RESERVE)
+    _write_atomic(os.path.join(p["rt"], "boot"), _boot_mark())
     if spec.get("collect"):
         _write_atomic(p["collect"], "1")
     if spec.get("term") or spec.get("stop"):
@@ -377,9 +432,19 @@ def _state(p):
         size = os.path.getsize(p["log"])
     except OSError:
         size = 0
+    free = _free_bytes(p["rt"])
+    disk_full = free is not None and free < RESERVE
+    lost = None
+    if rc is None and launcher and not alive:
+        if _read(os.path.join(p["rt"], "boot")) not in (None, _boot_mark()):
+            lost = "restarted"
+        else:
+            lost = "disk_full" if disk_full else "killed"
     return {
         "rc": int(rc) if rc is not None else None,
         "alive": alive,
+        "disk_full": disk_full,
+        "lost": lost,
         "size": size,
         "outputs": _has_outputs(p),
         "started": _read(p["started"]),
@@ -464,8 +529,27 @@ def cmd_collected(job):
     _out(_state(p))
 
 
-def cmd_clean(root, age, force=False):
-    """Remove job directories under root that ended (rc written) at least age seconds ago.
+def _writers(path):
+    """Pids of rsync processes whose command line names path (a staging into it under way)."""
+    found = []
+    needle = path.rstrip("/").encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"rsync") and any(a.rstrip(b"/") == needle for a in argv):
+            found.append(int(name))
+    return found
+
+
+def cmd_clean(root, age, force=False, stage=None):
+    """Remove job directories under root that ended (rc written) at least age seconds ago, and lost jobs
+    (no rc, launcher gone) started that long ago; and the half-sent files a failed staging left in the
+    workdir mirrors under stage (rsync's .~tmp~), which a full disk would otherwise keep for good.
 
     A job whose outputs a driver still has to copy back (collect set, outputs present, not collected) is
     kept, and named in "uncollected", unless force.
@@ -479,6 +563,8 @@ def cmd_clean(root, age, force=False):
         ended = _read(p["ended"])
         try:
             old = _read(p["rc"]) is not None and ended is not None and now - float(ended) >= age
+            if _state(p)["lost"]:
+                old = now - float(_read(p["started"]) or now) >= age
         except ValueError:
             old = False
         pending = os.path.exists(p["collect"]) and not os.path.exists(p["collected"]) and _has_outputs(p)
@@ -490,7 +576,14 @@ def cmd_clean(root, age, force=False):
             removed.append(name)
         else:
             kept += 1
-    out = {"job": root, "removed": removed, "kept": kept, "uncollected": uncollected}
+    partial = []
+    stage = os.path.expanduser(stage) if stage else None
+    for name in sorted(os.listdir(stage)) if stage and os.path.isdir(stage) else []:
+        leftover = os.path.join(stage, name, STAGE_PARTIAL)
+        if os.path.isdir(leftover) and not _writers(os.path.join(stage, name)):
+            shutil.rmtree(leftover, ignore_errors=True)
+            partial.append(name)
+    out = {"job": root, "removed": removed, "kept": kept, "uncollected": uncollected, "partial": partial}
     sys.stdout.write(json.dumps(out) + "\n")
 
 
@@ -498,9 +591,13 @@ def main(argv):
     cmd, job = argv[1], argv[2]
     _JOB[0] = os.path.abspath(os.path.expanduser(job))
     if cmd == "clean":
-        if argv[4:] not in ([], ["force"]):
-            raise SystemExit(f"clean ROOT AGE [force]: unexpected {' '.join(argv[4:])!r}")
-        cmd_clean(job, float(argv[3]), force=argv[4:] == ["force"])
+        rest = argv[4:]
+        stage = None
+        if rest[-2:-1] == ["--stage"]:
+            stage, rest = rest[-1], rest[:-2]
+        if rest not in ([], ["force"]):
+            raise SystemExit(f"clean ROOT AGE [force] [--stage DIR]: unexpected {' '.join(rest)!r}")
+        cmd_clean(job, float(argv[3]), force=rest == ["force"], stage=stage)
     elif cmd == "launch":
         cmd_launch(job)
     elif cmd == "poll":
