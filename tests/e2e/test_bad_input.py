@@ -150,16 +150,6 @@ def test_authentication_failure(testhosts, tmp_path):
     assert_clean_failure(res, 71, "th1", tmp_path)
 
 
-def test_changed_host_key_is_refused(testhosts, tmp_path):
-    other_key = tmp_path / "fake_host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{testhosts.port('th1')} {other_key.with_suffix('.pub').read_text()}")
-    inventory = host_inventory(tmp_path, testhosts, known_hosts=str(known), strict="")
-    res = run_driver(["train", HELLO, "-i", str(inventory), "--accept-new-host-keys"], tmp_path)
-    assert_clean_failure(res, 72, "th1", tmp_path)
-
-
 def test_unknown_host_key_is_refused_unless_accepted(testhosts, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("")

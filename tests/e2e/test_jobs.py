@@ -312,35 +312,6 @@ def test_workdir_over_the_size_limit_is_refused(tmp_path):
     assert ".driverignore" in res.stderr
 
 
-def test_following_survives_sshd_going_away_and_coming_back(start_testhosts, tmp_path):
-    hs = start_testhosts(1)
-    proc = start_driver(
-        [
-            "train",
-            str(SCRIPTS / "counter.py"),
-            "-i",
-            str(hs.inventory_path),
-            "--no-provision",
-            "--",
-            "40",
-            "0.2",
-            "0",
-        ],
-        tmp_path,
-    )
-    try:
-        read_until(proc, "line 5")
-        hs.drop_ssh("th1")  # every SSH connection breaks; the job goes on
-        time.sleep(3)
-        hs.resume_ssh("th1")
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    lines = [f"line {i}" for i in range(6)] + out.splitlines()
-    assert lines == [f"line {i}" for i in range(40)] + ["end"]
-
-
 def test_sync_every_brings_outputs_back_while_the_job_runs(testhosts, tmp_path):
     script = tmp_path / "slow_writer.py"
     script.write_text(
