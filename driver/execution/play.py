@@ -24,6 +24,7 @@ from driver.errors import (
     BadInventory,
     Disconnected,
     DriverError,
+    HostUnreachable,
     Interrupted,
     NoHostsMatched,
     OutputsNotCopied,
@@ -225,9 +226,18 @@ class Play:
             raise no_hosts_error(self.inventory, self.limit)
         failed = self.first_failure()
         if failed is not None and failed.error is not None:
-            raise failed.error
+            raise self.explained(failed.error)
         if not self.outcomes and not self.reports:
-            raise self.early_failure()
+            raise self.explained(self.early_failure())
+
+    def explained(self, error: DriverError) -> DriverError:
+        """A failure the driver cannot tell apart (or an unreachable host), explained by the inventory when
+        that is what is wrong (read only now that the run failed: a good inventory is not parsed twice)."""
+        if type(error) not in (AnsibleFailure, HostUnreachable):
+            return error
+        from driver.job.spec import inventory_problem
+
+        return inventory_problem(self.inventory) or error
 
     def early_failure(self) -> DriverError:
         """Ansible ended before any host did anything: tell why from what it printed."""

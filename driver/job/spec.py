@@ -336,8 +336,10 @@ def check_workdir(workdir: Path) -> None:
 
 
 def check_inventory(source: str) -> None:
-    """A source with a comma is a host list; anything else must be an existing file or directory, readable;
-    a file Ansible's file plugins read (INI, YAML, TOML) must parse, have hosts, and give each a port."""
+    """A source with a comma is a host list; anything else must be an existing file or directory, readable.
+
+    Cheap, before every run. What only parsing tells (no hosts, a port that is no number) is said after a
+    run that failed: inventory_problem(), so that a good inventory costs no second parse."""
     if "," in source:
         if not any(name.strip() for name in source.split(",")):
             raise BadInventory(
@@ -361,11 +363,22 @@ def check_inventory(source: str) -> None:
             f"inventory {source!r} cannot be read ({exc.strerror or exc})",
             hint="check the permissions of the inventory and of the directories above it",
         ) from None
-    hosts = inventory_hosts(source)
+
+
+def inventory_problem(source: str | None) -> BadInventory | None:
+    """What is wrong with an inventory file, read by Ansible's own file plugins (INI, YAML, TOML): it does not
+    parse, has no hosts, or gives a host a port that is no number; None when nothing is, or only running it
+    tells (a script, a plugin's configuration, a directory, a host list). For a run that already failed."""
+    if not source or "," in source or not os.path.isfile(source):
+        return None
+    try:
+        hosts = inventory_hosts(source)
+    except BadInventory as exc:
+        return exc
     if hosts is None:
-        return
+        return None
     if not hosts:
-        raise BadInventory(
+        return BadInventory(
             f"inventory {source!r} has no hosts",
             hint="add the hosts to it, one a line (gpu1 ansible_host=10.0.0.5), or give another inventory",
         )
@@ -376,10 +389,11 @@ def check_inventory(source: str) -> None:
                 continue
             port = int(value) if str(value).strip().isdigit() else 0
             if not 1 <= port <= 65535:
-                raise BadInventory(
+                return BadInventory(
                     f"inventory {source!r}: host {host} has {name}={value!r}, which is not a port number",
                     hint=f"set {name} of {host} to its SSH port (1-65535), or leave it out for port 22",
                 )
+    return None
 
 
 _YAML_EXTENSIONS = (".yaml", ".yml", ".json")
