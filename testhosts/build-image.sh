@@ -6,6 +6,7 @@
 #   localhost/remote-trainer-testhost-podman:bookworm   testhosts/image, target testhost-podman
 #   localhost/remote-trainer-testhost-docker:bookworm   testhosts/image, target testhost-docker
 #   localhost/remote-trainer-job-python:bookworm        testhosts/image, target job-python
+#   localhost/remote-trainer-testhost-slurm:bookworm    testhosts/slurm, on testhost (the Slurm test cluster)
 # The host images carry a label with a hash of testhosts/image plus the base
 # image ID; a change to either rebuilds them. FORCE=1 rebuilds everything,
 # base included. MIRROR overrides the Debian mirror. Needs root (debootstrap)
@@ -22,6 +23,8 @@ image_nopython=localhost/remote-trainer-testhost-nopython:$suite
 image_podman=localhost/remote-trainer-testhost-podman:$suite
 image_docker=localhost/remote-trainer-testhost-docker:$suite
 image_job=localhost/remote-trainer-job-python:$suite
+image_slurm=localhost/remote-trainer-testhost-slurm:$suite
+slurm_context="$here/slurm"
 label=remote-trainer.testhost.hash
 # Version of the base image's recipe (build_base); a base without it, or with another, is made again.
 base_label=remote-trainer.base.version
@@ -58,11 +61,11 @@ build_base() {
     trap - EXIT INT TERM
 }
 
-# Hash of the build context (names, modes, contents) and of the base image ID.
+# Hash of a build context (names, modes, contents) and of its base image's ID: CONTEXT BASE.
 context_hash() {
-    base_id=$(podman image inspect --format '{{.Id}}' "$base")
+    base_id=$(podman image inspect --format '{{.Id}}' "$2")
     (
-        cd "$context"
+        cd "$1"
         find . -type f | LC_ALL=C sort | while read -r f; do
             printf '%s %s\n' "$f" "$(stat -c %a "$f")"
             sha256sum "$f"
@@ -84,21 +87,27 @@ if [ "$force" = 1 ] || [ "$(current_hash "$base" "$base_label")" != "$base_versi
     build_base
 fi
 
-build_target() {  # TARGET TAG
+build_target() {  # TARGET TAG [CONTEXT BASE]: a TARGET of "-" is the context's only stage
     if [ "$force" != 1 ] && [ "$(current_hash "$2")" = "$want" ]; then
         log "$2 is up to date"
         return
     fi
     log "podman build $2 (target $1)"
-    podman build --quiet --target "$1" --build-arg "BASE_IMAGE=$base" \
-        --label "$label=$want" -t "$2" "$context" >/dev/null
+    target=
+    [ "$1" = - ] || target="--target=$1"
+    # shellcheck disable=SC2086  # $target: one option or none
+    podman build --quiet $target --build-arg "BASE_IMAGE=${4:-$base}" \
+        --label "$label=$want" -t "$2" "${3:-$context}" >/dev/null
 }
 
-want=$(context_hash)
+want=$(context_hash "$context" "$base")
 build_target testhost "$image"
 build_target testhost-nopython "$image_nopython"
 build_target testhost-podman "$image_podman"
 build_target testhost-docker "$image_docker"
 build_target job-python "$image_job"
+# The Slurm nodes: its own context on top of testhost, so that a change to one rebuilds only what it feeds.
+want=$(context_hash "$slurm_context" "$image")
+build_target - "$image_slurm" "$slurm_context" "$image"
 # Untagged leftovers of earlier builds (ignore failures: in use, or none).
 podman image prune -f >/dev/null 2>&1 || true
