@@ -46,6 +46,12 @@ EXIT_IMAGE = 89
 EXIT_BAD_CONTAINER = 90
 EXIT_DISCONNECTED = 91
 EXIT_NO_SPACE = 92
+# The Slurm executor's own ends.
+EXIT_SLURM_REFUSED = 93
+EXIT_OUT_OF_MEMORY = 94
+EXIT_NODE_FAILURE = 95
+EXIT_PREEMPTED = 96
+EXIT_NEVER_STARTED = 97
 
 # The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
 EXIT_CODES: tuple[tuple[str, str], ...] = (
@@ -95,6 +101,11 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
         "(`driver logs -f JOB` reattaches)",
     ),
     ("92", "no space left on a host's disk (staging, provisioning or the job's directory)"),
+    ("93", "Slurm refused the job (sbatch's reason is quoted: partition, account, qos, an option)"),
+    ("94", "Slurm: the job ran out of memory (OUT_OF_MEMORY)"),
+    ("95", "Slurm: a node of the job failed (NODE_FAIL, BOOT_FAIL)"),
+    ("96", "Slurm: the job was preempted"),
+    ("97", "Slurm: the job was cancelled before it started (it never left the queue)"),
 )
 
 
@@ -240,6 +251,10 @@ class NoSpace(DriverError):
     exit_code = EXIT_NO_SPACE
 
 
+class SlurmRefused(DriverError):
+    exit_code = EXIT_SLURM_REFUSED
+
+
 class Interrupted(DriverError):
     """SIGINT or SIGTERM stopped a command other than a job's own run (provision, logs, status, ...)."""
 
@@ -293,6 +308,15 @@ FAILURE_KINDS: dict[str, tuple[type[DriverError], str | None]] = {
         ImageFailed,
         "check the image name and the host's registry access; --image-from-local sends a local image, "
         "--build builds it from the workdir's Containerfile",
+    ),
+    "slurm_refused": (
+        SlurmRefused,
+        "fix that value (`sinfo -s` on the login node lists partitions; `sacctmgr show assoc user=$USER` "
+        "accounts and QOS where accounting is on), or set it per site in training_job_slurm",
+    ),
+    "executor": (
+        BadNodes,
+        "a Slurm job gets its nodes from Slurm: leave out --nodes, or use another executor",
     ),
     "launch": (AnsibleFailure, "rerun with -vv to see what the host said"),
     "clean": (AnsibleFailure, "rerun with -vv to see what the host said"),

@@ -1,4 +1,4 @@
-"""A real Slurm cluster for the tests: podman containers of Debian's Slurm 22.05, reached over SSH as users are.
+"""A real Slurm cluster for the tests: podman containers of Debian's Slurm 22.05, reached over SSH.
 
 Nodes (one image, ``testhosts/slurm``, built by ``build-image.sh``; ``$SLURM_ROLE`` picks the daemons):
 
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hosts as th  # noqa: E402  (this directory: the sshd test hosts)
+import hosts as th
 
 IMAGE = "localhost/remote-trainer-testhost-slurm:bookworm"
 LOGINS = ("login1", "login2")
@@ -92,7 +92,13 @@ class SlurmCluster:
         return f"{self.label}-{node}"
 
     def exec(
-        self, node: str, argv: Sequence[str], *, user: str | None = None, check: bool = True, timeout: float = 60
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         opts = ["--user", user] if user else []
         return th._podman("exec", *opts, self.container(node), *argv, check=check, timeout=timeout)
@@ -164,7 +170,9 @@ def _wait_for_nodes(sc: SlurmCluster, deadline: float) -> None:
         time.sleep(0.2)
 
 
-def start_cluster(state_dir: str | os.PathLike[str], computes: int = 2, label: str | None = None) -> SlurmCluster:
+def start_cluster(
+    state_dir: str | os.PathLike[str], computes: int = 2, label: str | None = None
+) -> SlurmCluster:
     """Start ctl, n1..nN and login1/login2; return once every compute node is idle and SSH works on both
     login nodes. On any failure the started containers and the network are removed."""
     state = Path(state_dir).resolve()

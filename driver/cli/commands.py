@@ -25,6 +25,8 @@ from driver.cli.options import (
     hosts_options,
     requirements_from,
     requirements_options,
+    slurm_from,
+    slurm_options,
 )
 from driver.errors import EXIT_TIMEOUT, DriverError, UsageError
 from driver.execution.events import describe_report
@@ -158,6 +160,7 @@ class _TrainCommand(click.Command):
 @hosts_options
 @requirements_options
 @container_options
+@slurm_options
 @click.option("--no-provision", is_flag=True, help="Skip preparing the host (python, requirements).")
 @click.option(
     "--workdir",
@@ -242,6 +245,7 @@ def train(**params: Any) -> int:
 
     requirements = requirements_from(params)
     container = container_from(params)
+    executor, slurm = slurm_from(params, container)
     timeout = (
         parse_duration(params["timeout"], given("timeout", "--timeout"))
         if params["timeout"] is not None
@@ -264,6 +268,8 @@ def train(**params: Any) -> int:
         else None,
         requirements=requirements,
         container=container,
+        executor=executor,
+        slurm=slurm,
         provision=not params["no_provision"],
         detach=params["detach"],
         output=params["output"],
@@ -344,6 +350,14 @@ def train_document(result: Any, wall: float) -> dict[str, Any]:
     }
 
 
+def slurm_words(slurm: dict[str, Any] | None) -> str:
+    """", Slurm job 12 COMPLETED on n1" for a job of the Slurm executor, else ""."""
+    if not slurm or not slurm.get("id"):
+        return ""
+    on = f" on {slurm['nodes']}" if slurm.get("nodes") else ""
+    return f", Slurm job {slurm['id']} {slurm.get('state') or ''}{on}".rstrip()
+
+
 def summary(result: Any, wall: float) -> list[str]:
     """The end of a foreground `train` on stderr: why it ended, each host's code and time, the outputs."""
     if result.stopped in WHY:
@@ -359,7 +373,7 @@ def summary(result: Any, wall: float) -> list[str]:
         if began is not None and ended is not None:
             took = f", ran {ended - began:.1f} s"
         code = "not started" if o.state == "not_started" else f"exit code {o.rc}"
-        lines.append(f"  {o.host}: {code}{took}")
+        lines.append(f"  {o.host}: {code}{took}{slurm_words(o.result.get('rt_slurm'))}")
     outputs = outputs_back(result)
     if outputs is not None:
         lines.append(f"  outputs: {outputs}/<host>/")

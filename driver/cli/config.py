@@ -37,6 +37,10 @@ SETTINGS: dict[str, tuple[type, bool]] = {
     "reconnect": (str, False),
     "max_workdir_size": (str, False),
     "index_url": (str, False),
+    "executor": (str, False),
+    "partition": (str, False),
+    "account": (str, False),
+    "qos": (str, False),
     "namespace": (str, False),
     "context": (str, False),
 }

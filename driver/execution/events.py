@@ -49,6 +49,7 @@ class Launched:
     pgid: int
     hosts: int
     rank: int | None = None
+    slurm_id: str | None = None  # the Slurm executor: the job's id in Slurm
 
 
 @dataclass
@@ -60,6 +61,36 @@ class Connection:
     state: str
     offset: int
     wait: float = 0.0
+
+
+@dataclass
+class Queue:
+    """A Slurm job's place as its login node sees it: Slurm's state (PENDING, RUNNING, ...), the reason it
+    waits (Priority, Resources, ...) and the nodes it got; sent when either changes."""
+
+    host: str
+    slurm_id: str
+    state: str
+    reason: str = ""
+    nodes: str = ""
+
+    def describe(self, first: bool) -> str | None:
+        """The line for the user, or None for a state not worth one."""
+        if self.state == "PENDING":
+            why = f" ({self.reason})" if self.reason else ""
+            return (
+                f"Slurm job {self.slurm_id} is queued{why}"
+                if first
+                else f"Slurm job {self.slurm_id} waits{why}"
+            )
+        if self.state in ("RUNNING", "CONFIGURING"):
+            on = f" on {self.nodes}" if self.nodes else ""
+            return f"Slurm job {self.slurm_id} is running{on}"
+        if self.state in ("SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "STOPPED"):
+            return f"Slurm job {self.slurm_id} is {self.state.lower()}" + (
+                f" ({self.reason})" if self.reason else ""
+            )
+        return None
 
 
 @dataclass
@@ -149,7 +180,7 @@ class Translator:
 
     def translate(
         self, event: dict[str, Any]
-    ) -> Output | Launched | Connection | HostOutcome | HostReport | NoHosts | Progress | None:
+    ) -> Output | Launched | Connection | Queue | HostOutcome | HostReport | NoHosts | Progress | None:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if kind == "verbose":
@@ -187,7 +218,7 @@ class Translator:
             log.warning("ansible: %s", (event.get("stdout") or "").strip())
         return None
 
-    def _verbose(self, stdout: str) -> Output | Launched | Connection | None:
+    def _verbose(self, stdout: str) -> Output | Launched | Connection | Queue | None:
         start = stdout.find(RELAY_MARKER)
         if start < 0:
             text = stdout.strip()
@@ -202,11 +233,29 @@ class Translator:
         if record["k"] == "pip":  # the remote_host role's build: pip's own output while it runs
             log.info("[%s] pip: %s", record["h"], record["line"])
             return None
+        if record["k"] == "queue":
+            return Queue(
+                record["h"], str(record["id"]), record["s"], record.get("r") or "", record.get("n") or ""
+            )
         if record["k"] == "conn":
             return Connection(record["h"], record["s"], int(record["o"]), float(record.get("w") or 0))
         if record["k"] == "launched":
-            log.info("[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"])
-            return Launched(record["h"], record["job"], record["pgid"], record.get("n", 1), record.get("r"))
+            if record.get("slurm"):
+                log.info(
+                    "[%s] job submitted from %s as Slurm job %s", record["h"], record["job"], record["slurm"]
+                )
+            else:
+                log.info(
+                    "[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"]
+                )
+            return Launched(
+                record["h"],
+                record["job"],
+                record["pgid"],
+                record.get("n", 1),
+                record.get("r"),
+                record.get("slurm"),
+            )
         return None
 
 

@@ -39,6 +39,7 @@ from driver.execution.events import (
     NoHosts,
     Output,
     Progress,
+    Queue,
     Translator,
 )
 from driver.execution.relay import Relay
@@ -105,6 +106,7 @@ class Play:
         # driver stopped waiting for while the job goes on there.
         self.job_id: str | None = None
         self.gone: dict[str, Connection] = {}
+        self.queued: dict[str, Queue] = {}  # the Slurm executor: each host's last word from Slurm
 
     def play(
         self,
@@ -164,7 +166,12 @@ class Play:
                 self.relay.prefix_hosts = True
             self.handle(item)
             return False
-        if isinstance(item, Connection):
+        if isinstance(item, Queue):
+            line = item.describe(first=item.host not in self.queued)
+            self.queued[item.host] = item
+            if line:
+                log.log(NOTICE, "[%s] %s", item.host, line)
+        elif isinstance(item, Connection):
             self.on_connection(item)
         elif isinstance(item, Progress):
             log.log(NOTICE, "[%s] %s", item.host, item.text)

@@ -72,8 +72,9 @@ def train_job(
         "timeout": spec.timeout,
         "grace": spec.grace,
         "reconnect": spec.reconnect,
-        "executor": "container" if spec.container.wanted else None,
+        "executor": spec.executor or ("container" if spec.container.wanted else None),
         "container": spec.container.contract(),
+        "slurm": spec.slurm.contract(),
     }
     return only_set(given)
 

@@ -6,7 +6,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from driver.errors import (
@@ -20,6 +20,7 @@ from driver.errors import (
     BadWorkdir,
     ScriptIsDirectory,
     ScriptMissing,
+    UsageError,
 )
 from driver.job import contract
 
@@ -106,6 +107,47 @@ class Container:
 
 
 @dataclass
+class Slurm:
+    """What a job asks of sbatch under the slurm executor (--partition and friends); the inventory's
+    training_job_slurm gives the site's defaults under them (roles/training_job/filter_plugins/executor.py).
+
+    Values travel as argv elements to sbatch on the login node, never through a shell; sbatch itself judges
+    them (a refusal is one line with its reason, exit 93).
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gpus: str | None = None
+    cpus_per_task: str | None = None
+    mem: str | None = None
+    constraint: str | None = None
+    options: list[str] = field(default_factory=list)
+
+    @property
+    def wanted(self) -> bool:
+        return any(v for v in asdict(self).values())
+
+    def validate(self) -> None:
+        for name, value in asdict(self).items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if v is not None and (not str(v).strip() or "\n" in str(v) or "\0" in str(v)):
+                    flag = "--sbatch" if name == "options" else "--" + name.replace("_", "-")
+                    raise UsageError(f"invalid {flag} {v!r}", hint=f"give {flag} a value on one line")
+        for option in self.options:
+            if not option.startswith("-"):
+                raise UsageError(
+                    f"invalid --sbatch {option!r}: it is no sbatch option",
+                    hint="give one sbatch option per --sbatch, as sbatch takes it: --sbatch=--exclusive",
+                )
+
+    def contract(self) -> dict[str, object] | None:
+        given = {k: v for k, v in asdict(self).items() if v}
+        return given or None
+
+
+@dataclass
 class Requirements:
     """What a host must have before the script runs (the remote_host role's variables).
 
@@ -181,6 +223,8 @@ class JobSpec:
     grace: float | None = None
     reconnect: float | None = None  # how long a followed host may stay unreachable (None: the role's default)
     container: Container = field(default_factory=Container)
+    executor: str | None = None  # process, container or slurm; None: the host's (inventory) or the image's
+    slurm: Slurm = field(default_factory=Slurm)
     job_id: str = field(default_factory=lambda: new_job_id())
 
     @staticmethod
@@ -200,6 +244,15 @@ class JobSpec:
         if self.output_dir is not None:
             check_output_dir(self.output_dir)
         self.requirements.validate()
+        self.slurm.validate()
+        if self.executor == "slurm" and self.container.wanted:
+            raise BadContainer(
+                "--image with --executor slurm: containers under Slurm (Apptainer, enroot) are not supported",
+                hint="leave out --image (the script runs with the login node's python, in the allocation), "
+                "or run it in a container on a host of its own",
+            )
+        if self.executor == "container" and not self.container.wanted:
+            raise BadContainer("--executor container needs --image (or --build)", hint="add --image IMAGE")
         self.container.validate(self.workdir)
         if self.container.build and (self.requirements.file or self.requirements.packages):
             raise BadContainer(

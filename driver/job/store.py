@@ -18,7 +18,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_TIMEOUT, JobLost, JobMissing
+from driver.errors import (
+    EXIT_LOST,
+    EXIT_NEVER_STARTED,
+    EXIT_NODE_FAILURE,
+    EXIT_OUT_OF_MEMORY,
+    EXIT_PREEMPTED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_TIMEOUT,
+    JobLost,
+    JobMissing,
+)
 from driver.execution import assets
 
 RUNNING_STATES = ("starting", "running")
@@ -58,6 +69,21 @@ LOST_BECAUSE = {
     "restarted": "the host (or its container) restarted while the job ran",
     "disk_full": "the host's disk is full, so the job could not record its end",
     "killed": "its launcher was killed from outside (kill -9, the OOM killer)",
+    # The Slurm executor: Slurm's end of a job whose launcher could not record the script's exit code.
+    "node_fail": "a node of its Slurm allocation failed (NODE_FAIL)",
+    "out_of_memory": "killed by Slurm for using more memory than it asked for (OUT_OF_MEMORY)",
+    "preempted": "preempted by Slurm (PREEMPTED)",
+    "time_limit": "stopped by Slurm's time limit (TIMEOUT) before it could record its exit code",
+    "cancelled": "cancelled in Slurm (scancel from outside) before it could record its exit code",
+    "never_started": "cancelled in Slurm while it waited in the queue: the script never started",
+}
+# The exit code of a job lost for a reason that has one of its own (else EXIT_LOST).
+LOST_CODES = {
+    "node_fail": EXIT_NODE_FAILURE,
+    "out_of_memory": EXIT_OUT_OF_MEMORY,
+    "preempted": EXIT_PREEMPTED,
+    "time_limit": EXIT_TIMEOUT,
+    "never_started": EXIT_NEVER_STARTED,
 }
 
 
@@ -69,10 +95,18 @@ def lost_reason(host: str, why: str | None) -> str:
 def lost_error(record: JobRecord) -> JobLost:
     """The error of a job recorded as lost: its reason, and what the user can still do."""
     why = record.message or "it no longer runs and left no exit code"
+    if record.lost == "never_started":
+        return JobLost(
+            f"job {record.id} was {why}",
+            hint=f"nothing ran and nothing came back; run it again with `driver train` "
+            f"(`driver logs {record.id}` shows what Slurm said)",
+            exit_code=EXIT_NEVER_STARTED,
+        )
     return JobLost(
         f"job {record.id} was {why}",
         hint=f"what it wrote so far: `driver logs {record.id}`; its outputs came back where it could "
         "(`driver status` shows where); run it again with `driver train`",
+        exit_code=LOST_CODES.get(record.lost or "", EXIT_LOST),
     )
 
 
@@ -100,6 +134,8 @@ class JobRecord:
     driver_pid: int | None = None  # the `driver train` that started it
     launched: bool = False  # the script was started on at least one host
     deleted: bool = False  # by the Kubeflow SDK backend's delete_job
+    lost: str | None = None  # why a lost job was lost (jobctl's word: LOST_BECAUSE)
+    slurm: dict[str, Any] = field(default_factory=dict)  # Slurm executor: host -> {id, state, reason, nodes}
 
     @property
     def running(self) -> bool:

@@ -95,7 +95,10 @@ def observe(
         state, code = jobs.ending(stopped, failed.rc if failed else None, lost)
         gone = next((o for o in outcomes if o.state == "lost"), None)
         message = jobs.lost_reason(gone.host, gone.result.get("rt_lost")) if state == "lost" and gone else ""
-        changes.update(state=state, exit_code=code, ended=time.time(), stopped=stopped, message=message)
+        why = gone.result.get("rt_lost") if state == "lost" and gone else None
+        changes.update(
+            state=state, exit_code=code, ended=time.time(), stopped=stopped, message=message, lost=why
+        )
         for o in outcomes:
             if o.result.get("rt_disk_full"):
                 log.warning("[%s] the disk the job lives on is full: its log may miss its last lines", o.host)

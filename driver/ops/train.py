@@ -216,6 +216,7 @@ def _finish(job: _Job, record: jobs.JobRecord) -> JobResult:
     state, code = jobs.ending(stopped, nonzero.rc if nonzero is not None else None, bool(lost))
     if state == "lost":
         ended["message"] = jobs.lost_reason(lost[0].host, lost[0].result.get("rt_lost"))
+        ended["lost"] = lost[0].result.get("rt_lost")
     for o in job.outcomes:
         if o.result.get("rt_disk_full"):
             log.warning("[%s] the disk the job lives on is full: its log may miss its last lines", o.host)

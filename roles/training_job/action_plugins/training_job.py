@@ -75,26 +75,34 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) 
 
 
 @functools.cache
-def _role_contract():
-    """The role's contract module (filter_plugins/contract.py), where the rule of `output` is written."""
+def _role_module(name: str):
+    """A module of the role's filter_plugins: contract.py (the rule of `output`), executor.py (sbatch)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(__file__), "..", "filter_plugins", "contract.py")
-    spec = importlib.util.spec_from_file_location("training_job_role_contract", path)
+    path = os.path.join(os.path.dirname(__file__), "..", "filter_plugins", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"training_job_role_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _role_contract():
+    return _role_module("contract")
+
+
 def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
     """How the script starts on this host: the launcher's part of spec.json (jobctl.py).
 
-    The one place that turns the job's executor into the host's command: `process` (the host's python or
-    the provisioned venv's) or `container` (host["container"] set: the engine runs the script in the image).
-    Returns {"argv", "env" (the rendezvous environment of a multi-node job), and for a container "expand",
-    "term" and "stop" (jobctl.py)}. env_names are the names of every variable the script gets (their values
-    travel in the spec, never in argv).
+    The one place that turns the host's executor (host["executor"], decided by filter_plugins/executor.py)
+    into the host's command: `process` (the host's python or the provisioned venv's), `container`
+    (host["container"] set: the engine runs the script in the image) or `slurm` (the host's python, in an
+    allocation that sbatch asks for). Returns {"argv", "env" (the rendezvous environment of a multi-node
+    job), for a container "expand", "term" and "stop", for Slurm "slurm" (jobctl.py)}. env_names are the
+    names of every variable the script gets (their values travel in the spec, never in argv).
     """
+    executor = host.get("executor") or ("container" if host.get("container") else "process")
+    if executor == "slurm":
+        return slurm_command(job, host, script, args)
     container = host.get("container") or {}
     python = job["container"]["python"] if container else host["python"]
     nodes = int(host.get("nodes") or 0)
@@ -124,7 +132,7 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
         argv = [*argv, script, *args]
     env_s = {k: str(v) for k, v in env.items()}
     if not container:
-        if job["executor"] != "process":
+        if executor != "process":
             raise AnsibleActionFail(f"executor {job['executor']!r} without a container engine on this host")
         return {"argv": argv, "env": env_s, "python": python}
     engine, name = container_engine_argv(job, container)
@@ -145,6 +153,22 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
         "expand": len(prefix),
         "term": [container["path"], "kill", "--signal=TERM", name],
         "stop": container_stop(job, container, name),
+    }
+
+
+def slurm_command(job: dict, host: dict, script: str, args: list[str]) -> dict:
+    """The slurm executor: the script under the host's python, its launcher submitted with sbatch options from
+    the job's and the site's settings (host["slurm"], merged by the playbook) and the job's timeout."""
+    if int(host.get("nodes") or 0) > 1:
+        raise AnsibleActionFail("the slurm executor runs one node per job so far: leave out --nodes")
+    options = _role_module("executor").sbatch_options(
+        host.get("slurm") or {}, timeout=float(job["timeout"] or 0), grace=float(job["grace"] or 0)
+    )
+    return {
+        "argv": [host["python"], script, *args],
+        "env": {},
+        "python": host["python"],
+        "slurm": {"sbatch": options, "name": f"rt-{job['id']}"},
     }
 
 
@@ -277,6 +301,9 @@ class ActionModule(ActionBase):
             inventory_env = {str(k): str(v) for k, v in (host.get("environment") or {}).items()}
             user_env = spec_in.get("env", {})
             launch = command(job, host, rel, spec_in.get("args", []), [*inventory_env, *user_env])
+            if "slurm" in launch:  # the Slurm executor's host side, next to jobctl
+                with open(self._find_needle("files", "jobctl_slurm.py"), "rb") as f:
+                    _add_bytes(tar, ".rt/jobctl_slurm.py", f.read(), 0o600)
             spec = {
                 **launch,
                 "env": merged_env(inventory_env, launch["env"], user_env),
@@ -297,7 +324,10 @@ class ActionModule(ActionBase):
             # Stopped during an earlier phase (provisioning, staging, preflight): the script never starts.
             result.update(rt_state="not_started", rt_stopped=reason, rt_rc=None)
             return result
-        payload, staged = self._payload(job, host, left)
+        try:
+            payload, staged = self._payload(job, host, left)
+        except AnsibleActionFail as exc:
+            return self._fail(result, "executor", f"{exc} (on {self._host})")
         root = _quote_path(job["root"])
         job_q = shlex.quote(job["id"])
         copy = ""
@@ -311,6 +341,12 @@ class ActionModule(ActionBase):
         )
         res = self._low_level_execute_command(cmd, sudoable=False, in_data=payload)
         info = self._last_json(res.get("stdout", ""))
+        if info is not None and info.get("refused"):
+            # sbatch said no (a partition, account or option it does not take): its own words, nothing left.
+            self._low_level_execute_command(f"rm -rf {root}/{job_q}", sudoable=False)
+            return self._fail(
+                result, "slurm_refused", f"Slurm refused the job on {self._host}: {info['refused']}"
+            )
         if res["rc"] != 0 or info is None:
             stderr = (res.get("stderr") or "").strip()
             # No python for jobctl (127, not found) or one too old for it (SyntaxError).
@@ -327,6 +363,8 @@ class ActionModule(ActionBase):
             )
         hosts = self._task_vars.get("ansible_play_hosts_all") or [self._host]
         launched = {"k": "launched", "job": info["job"], "pgid": info["pgid"], "n": len(hosts)}
+        if info.get("slurm"):
+            launched["slurm"] = info["slurm"]
         if int(host.get("nodes") or 0) > 0:
             launched["r"] = int(host["rank"])
         self._relay(launched)
@@ -345,6 +383,7 @@ class ActionModule(ActionBase):
         cancelled = None
         unreachable_since = None
         stop_at = None
+        queue = None  # Slurm: the last state and reason relayed
         while True:
             if cancel_file and cancelled is None and os.path.exists(cancel_file):
                 cancelled = self._read_reason(cancel_file)
@@ -367,6 +406,24 @@ class ActionModule(ActionBase):
                 display.vvv(f"{self._host}: connection lost ({exc}); retrying")
                 time.sleep(1.0)
                 continue
+            slurm = st.get("slurm")
+            if (
+                slurm
+                and not quiet
+                and (slurm.get("state"), slurm.get("reason")) != queue
+                and st["rc"] is None
+            ):
+                queue = (slurm.get("state"), slurm.get("reason"))
+                if slurm.get("state"):
+                    self._relay(
+                        {
+                            "k": "queue",
+                            "id": slurm["id"],
+                            "s": slurm["state"],
+                            "r": slurm["reason"],
+                            "n": slurm.get("nodes") or "",
+                        }
+                    )
             if quiet:
                 offset = st["size"]
             elif st["n"]:
@@ -394,6 +451,7 @@ class ActionModule(ActionBase):
             "rt_ended": st.get("ended"),
             "rt_lost": st.get("lost") if lost else None,
             "rt_disk_full": bool(st.get("disk_full")),
+            "rt_slurm": st.get("slurm"),
         }
 
     # -- cleaning ---------------------------------------------------------------------------------------

@@ -23,6 +23,10 @@ Job directory layout (mode 0700):
                      job's end (rc, ended, collected) is recorded even when the script filled the disk
   JOB/.rt/boot       the host's boot (kernel boot id and PID 1's start time) at the launch: a lost job whose
                      boot differs was lost to a restart of the host
+  JOB/.rt/slurm.json  the Slurm job of a job of the Slurm executor ({"id", "submitted"}); with it
+                     .rt/batch.sh (the batch script: `jobctl.py run JOB`), .rt/slurm.out (the batch step's
+                     own output: Slurm's words on a cancel or a time limit), .rt/slurm.state (Slurm's last
+                     answer, reused for a few seconds), .rt/node (the nodes the job got), .rt/kill_grace
   JOB/rc             exit code of the script (128+N when it died of signal N), written atomically
   JOB/log            stdout and stderr of the script, merged
   JOB/work/          the script, the staged workdir, the script's cwd
@@ -39,9 +43,19 @@ client, whose helper processes a session-wide signal would kill); and `stop`, th
 removes (or, kept, stops) the job's container, run by the launcher once the engine's client has ended and by
 the reaper instead of its SIGKILL, so that no container outlives its job. `python` is the host python the
 script runs with, when it does (a cached venv's is marked as used).
+A job of the Slurm executor names `slurm`: {"sbatch": [options], "name": job name, "python": the python of
+the compute nodes' launcher (default: this one)}. `launch` then submits the launcher instead of starting it
+(jobctl_slurm.py, next to this file, talks to Slurm) and keeps spec.json until `run` reads it in the
+allocation; the job directory must be on a file system the login and compute nodes share. From then on the
+job is the same as any other: `run` is the launcher (timeout from its own start: queue time does not count),
+and its state, poll, kill and clean work from any login node, with Slurm's answers in place of the launcher's
+pid (pending with Slurm's reason, lost with Slurm's end: node_fail, out_of_memory, preempted, time_limit,
+cancelled, never_started).
 
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
-  launch JOB                      start the script detached; print pid and pgid
+  launch JOB                      start the script detached; print pid and pgid (Slurm: submit it; print
+                                  the Slurm job id, or {"refused": sbatch's reason})
+  run JOB                         (Slurm executor, in the allocation) be the job's launcher
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
   kill JOB GRACE [REASON]         SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper);
                                   records REASON (default "cancelled") when the job still ran
@@ -55,8 +69,8 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
 State (status, poll, kill, collected): rc (null while running), alive (launcher running), size (log
 bytes), outputs (output directory non-empty), started, ended, stopped (reason or null), collect,
 collected, disk_full (less than RESERVE bytes free where the job lives), lost (why a job that no longer
-runs left no rc: "restarted", "disk_full" or "killed"; null otherwise); `missing: true` when the job
-directory has no .rt/.
+runs left no rc: "restarted", "disk_full" or "killed", or Slurm's end; null otherwise), slurm (Slurm
+executor: {"id", "state", "reason", "nodes"}); `missing: true` when the job directory has no .rt/.
 """
 
 import base64
@@ -78,6 +92,8 @@ END_GRACE = 2.0  # seconds left to stray processes of the job after the script i
 DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
 STAGE_PARTIAL = ".~tmp~"  # rsync --delay-updates' directory of files not yet in place (a staging under way)
 RESERVE = 64 * 1024  # bytes the job keeps for recording its own end on a full disk
+KILL_SLACK = 15.0  # Slurm: seconds past the grace after which a job its launcher did not stop is scancelled
+_STOP_ASKED = [False]  # Slurm: the launcher was asked to stop the job (jobctl_slurm.STOP_SIGNAL)
 
 
 def _write_atomic(path, text):
@@ -326,17 +342,34 @@ def _spec_float(spec, key, default):
 
 
 def _wait_script(p, proc, spec, me):
-    """Wait for the script, at most spec's timeout; past it stop the job (reason "timeout"). Its status."""
+    """Wait for the script, at most spec's timeout; past it stop the job (reason "timeout"). Its status.
+
+    A Slurm job's launcher also stops the job when `kill` asks it (its signal, or the stopped file that
+    `kill` writes first, in case the signal came too early), since no reaper can reach it on its node."""
     timeout = _spec_float(spec, "timeout", 0.0)
-    if timeout <= 0:
-        return proc.wait()
-    try:
-        return proc.wait(timeout=max(0.0, timeout - (time.monotonic() - _T0[0])))
-    except subprocess.TimeoutExpired:
-        pass
-    if not _create_once(p["stopped"], "timeout"):
-        return proc.wait()  # a kill came first: its reaper finishes the job
-    grace = _spec_float(spec, "grace", 0.0)  # present: cmd_launch checked it
+    step = 0.2 if spec.get("slurm") else None
+    while True:
+        left = None if timeout <= 0 else max(0.0, timeout - (time.monotonic() - _T0[0]))
+        wait = left if step is None else (step if left is None else min(step, left))
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+        if step is not None and (_STOP_ASKED[0] or os.path.exists(p["stopped"])):
+            grace = _spec_float({"g": _read(os.path.join(p["rt"], "kill_grace"))}, "g", None)
+            return _stop_script(
+                p, proc, spec, me, _spec_float(spec, "grace", 0.0) if grace is None else grace
+            )
+        if left is not None and timeout - (time.monotonic() - _T0[0]) <= 0:
+            if not _create_once(p["stopped"], "timeout"):
+                if step is None:
+                    return proc.wait()  # a kill came first: its reaper finishes the job
+                continue  # Slurm: the kill's stop comes round at the next step
+            return _stop_script(p, proc, spec, me, _spec_float(spec, "grace", 0.0))  # cmd_launch checked it
+
+
+def _stop_script(p, proc, spec, me, grace):
+    """SIGTERM to the job, SIGKILL after grace seconds; the script's status."""
     _terminate(spec, me, proc.pid)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -359,12 +392,24 @@ def _mark_python(p, python):
             f.write(f"{time.time():.3f}\n")
 
 
+def _slurm():
+    sys.dont_write_bytecode = True
+    import jobctl_slurm  # next to this file in the job's .rt/ (the Slurm executor's host side)
+
+    return jobctl_slurm
+
+
+def _is_slurm(p):
+    return os.path.exists(os.path.join(p["rt"], "slurm.json"))
+
+
 def cmd_launch(job):
     p = _paths(job)
     os.makedirs(p["work"], mode=0o700, exist_ok=True)
     with open(p["spec"]) as f:
         spec = json.load(f)
-    os.unlink(p["spec"])  # env values stay on disk only as long as needed
+    if not spec.get("slurm"):
+        os.unlink(p["spec"])  # env values stay on disk only as long as needed (Slurm: until `run`)
     if _spec_float(spec, "timeout", 0.0) > 0 and spec.get("grace") is None:
         raise SystemExit("spec.json: a timeout needs its grace (seconds between SIGTERM and SIGKILL)")
     if spec.get("output"):
@@ -379,6 +424,9 @@ def cmd_launch(job):
         engine = {"term": spec.get("term") or [], "stop": spec.get("stop") or []}
         _write_atomic(os.path.join(p["rt"], "engine.json"), json.dumps(engine))
     _mark_python(p, spec.get("python") or spec["argv"][0])
+    if spec.get("slurm"):
+        _submit(job, p, spec["slurm"])
+        return
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -402,6 +450,47 @@ def cmd_launch(job):
     while _read(p["pgid"]) is None and _read(p["rc"]) is None and time.time() < deadline:
         time.sleep(0.005)
     _out({"job": job, "launcher": int(_read(p["launcher"])), "pgid": int(_read(p["pgid"]) or 0)})
+
+
+def _submit(job, p, slurm_spec):
+    answer = _slurm().submit(
+        p["rt"],
+        p["work"],
+        slurm_spec.get("python") or sys.executable,
+        os.path.abspath(__file__),
+        job,
+        slurm_spec.get("sbatch") or [],
+        slurm_spec.get("name") or "remote-trainer",
+    )
+    if "refused" in answer:
+        _out({"refused": answer["refused"]})
+    else:
+        _out({"job": job, "launcher": 0, "pgid": 0, "slurm": answer["id"]})
+
+
+def _on_stop_signal(signum, frame):
+    _STOP_ASKED[0] = True
+
+
+def cmd_run(job):
+    """The Slurm executor's launcher, in the allocation (the batch step): what the forked launcher of
+    `launch` does elsewhere, reading the spec that `launch` kept."""
+    signal.signal(signal.SIGUSR2, _on_stop_signal)  # jobctl_slurm.STOP_SIGNAL, before anything else
+    _T0[0] = time.monotonic()
+    p = _paths(job)
+    with open(p["spec"]) as f:
+        spec = json.load(f)
+    os.unlink(p["spec"])
+    with contextlib.suppress(OSError):
+        os.setsid()  # the job's session, as a forked launcher has (Slurm still tracks it)
+    _write_atomic(p["launcher"], str(os.getpid()))
+    _write_atomic(os.path.join(p["rt"], "node"), os.environ.get("SLURM_JOB_NODELIST") or os.uname()[1])
+    _write_atomic(p["started"], f"{time.time():.3f}")
+    if os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+        _write_atomic(p["ended"], f"{time.time():.3f}")
+        _write_atomic(p["rc"], str(128 + signal.SIGTERM))
+        return
+    _run_launcher(job, p, spec)
 
 
 def _has_outputs(p):
@@ -435,7 +524,10 @@ def _state(p):
     free = _free_bytes(p["rt"])
     disk_full = free is not None and free < RESERVE
     lost = None
-    if rc is None and launcher and not alive:
+    slurm = None
+    if _is_slurm(p):
+        rc, alive, lost, slurm = _slurm_state(p, rc)
+    elif rc is None and launcher and not alive:
         if _read(os.path.join(p["rt"], "boot")) not in (None, _boot_mark()):
             lost = "restarted"
         else:
@@ -452,7 +544,36 @@ def _state(p):
         "stopped": _read(p["stopped"]) or None,
         "collect": os.path.exists(p["collect"]),
         "collected": os.path.exists(p["collected"]),
+        "slurm": slurm,
     }
+
+
+def _slurm_state(p, rc, fresh=False):
+    """rc, alive, lost and Slurm's view of a Slurm job: the launcher's pid means nothing on a login node."""
+    slurm = _slurm()
+    started = _read(p["started"])
+    lost = None
+    if rc is None:
+        answer = slurm.query(p["rt"], started, fresh=fresh)
+        alive = answer["state"] is None or answer["state"] in slurm.ACTIVE
+        if not alive:
+            rc = _read(p["rc"])  # written by the launcher since
+        if rc is None and not alive:
+            lost = slurm.END_WHY.get(answer["state"], "killed") if started else "never_started"
+    else:
+        alive = False
+        answer = {"id": slurm.job_id(p["rt"]), "state": None, "reason": ""}
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(p["rt"], slurm.ANSWER)) as f:
+            answer = json.load(f)
+        if answer.get("state") in slurm.ACTIVE or not answer.get("state"):
+            answer["state"] = "COMPLETED" if rc == "0" else "FAILED"
+    info = {
+        "id": answer.get("id"),
+        "state": answer.get("state"),
+        "reason": answer.get("reason") or "",
+        "nodes": _read(os.path.join(p["rt"], "node")) or answer.get("nodes") or "",
+    }
+    return rc, alive, lost, info
 
 
 def cmd_poll(job, offset, wait, maxbytes):
@@ -495,6 +616,10 @@ def _reap_later(job, grace):
     deadline = time.time() + grace
     while time.time() < deadline and _read(p["rc"]) is None:
         time.sleep(0.05)
+    if _is_slurm(p):
+        if _read(p["rc"]) is None:
+            _slurm().cancel(p["rt"])  # the launcher did not stop it: Slurm does
+        os._exit(0)
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
     if _read(p["rc"]) is None:
@@ -503,8 +628,31 @@ def _reap_later(job, grace):
     os._exit(0)
 
 
+def _kill_slurm(job, p, grace, reason):
+    """Stop a Slurm job: a pending one leaves the queue; a running one's launcher is asked to stop it
+    (SIGTERM, SIGKILL after grace), and Slurm cancels it if it still runs KILL_SLACK seconds after that."""
+    running = _read(p["rc"]) is None
+    if running:
+        _create_once(p["stopped"], reason)
+        _write_atomic(os.path.join(p["rt"], "kill_grace"), str(grace))
+        slurm = _slurm()
+        if _read(p["started"]) is None:
+            slurm.cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
+        else:
+            slurm.signal_launcher(p["rt"])
+            _reap_later(job, grace + KILL_SLACK)
+    if _read(p["rc"]) is None:
+        _slurm().query(p["rt"], _read(p["started"]), fresh=True)  # the state below is Slurm's latest
+    st = _state(p)
+    st["signalled"] = running
+    _out(st)
+
+
 def cmd_kill(job, grace, reason=DEFAULT_REASON):
     p = _paths(job)
+    if _is_slurm(p):
+        _kill_slurm(job, p, grace, reason)
+        return
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
     running = _read(p["rc"]) is None
@@ -600,6 +748,8 @@ def main(argv):
         cmd_clean(job, float(argv[3]), force=rest == ["force"], stage=stage)
     elif cmd == "launch":
         cmd_launch(job)
+    elif cmd == "run":
+        cmd_run(job)
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))
     elif cmd == "kill":
