@@ -1,0 +1,242 @@
+"""The Slurm executor against a real Slurm (testhosts/slurm.py: slurmctld, two compute nodes, two login nodes over
+SSH, one shared home, no cgroups, no accounting, KillWait 30 s), driven as a user drives it: `driver train` to
+a login node whose inventory says `training_job_executor=slurm`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from driverproc import REPO, SCRIPTS, error_lines, job_output, read_until, run_driver, start_driver
+
+sys.path.insert(0, str(REPO / "testhosts"))
+
+import slurm as slurm_hosts  # noqa: E402  (testhosts/slurm.py)
+
+COUNTER = str(SCRIPTS / "counter.py")
+
+
+@pytest.fixture(scope="module")
+def cluster(testhost_images, testhost_label, tmp_path_factory):
+    sc = slurm_hosts.start_cluster(tmp_path_factory.mktemp("slurm"), label=f"{testhost_label}-slurm")
+    try:
+        yield sc
+    finally:
+        sc.stop()
+
+
+@pytest.fixture
+def idle(cluster):
+    """Each test starts and leaves with an empty queue."""
+    cluster.cancel_all()
+    yield cluster
+    cluster.cancel_all()
+
+
+def inventory(cluster, path: Path, login: str = "login1", site: str = "") -> str:
+    """An inventory naming one login node `hpc` (the group says: Slurm), as a site's users write it."""
+    h = cluster.hosts.hosts[login]
+    hs = cluster.hosts
+    path.write_text(
+        "[hpc]\n"
+        f"hpc ansible_host=127.0.0.1 ansible_port={h.port} ansible_user=trainer"
+        f" ansible_ssh_private_key_file={hs.key_path}"
+        f" ansible_ssh_common_args='-o UserKnownHostsFile={hs.known_hosts_path} -o StrictHostKeyChecking=yes'\n"
+        "[hpc:vars]\n"
+        "training_job_executor=slurm\n" + site
+    )
+    return str(path)
+
+
+def train(cluster, tmp_path: Path, *args: str, timeout: float = 180, site: str = ""):
+    inv = inventory(cluster, tmp_path / "hosts.ini", site=site)
+    return run_driver(["train", *args[:1], "-i", inv, *args[1:]], tmp_path / "state", timeout=timeout)
+
+
+def nothing_left(cluster, pattern: str, timeout: float = 20) -> None:
+    """No job in Slurm's queue and no process of the job on any compute node (within timeout)."""
+    deadline = time.monotonic() + timeout
+    while cluster.active() or cluster.processes(pattern):
+        if time.monotonic() > deadline:
+            pytest.fail(f"left behind: queue {cluster.active()}, processes {cluster.processes(pattern)}")
+        time.sleep(0.25)
+
+
+def test_exit_codes_outputs_and_summary(idle, tmp_path):
+    """Exit 0 and exit 3 are the driver's codes; the outputs come back after both; the summary names the
+    Slurm job, its state and its node."""
+    ok = train(idle, tmp_path, COUNTER, "--output-dir", str(tmp_path / "out"), "--", "3", "0.1", "0")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["line 0", "line 1", "line 2", "end"]
+    assert "Slurm job" in ok.stderr and "COMPLETED on n" in ok.stderr, ok.stderr
+    assert (job_output(tmp_path / "out", "hpc") / "done.txt").read_text() == "done\n"
+
+    failed = train(idle, tmp_path, COUNTER, "--output-dir", str(tmp_path / "out"), "--", "2", "0.1", "3")
+    assert failed.returncode == 3, failed.stderr
+    assert "FAILED on n" in failed.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_args_and_env_with_spaces_quotes_and_substitutions(idle, tmp_path):
+    tricky = ["a b", "it's", '"q"', "$(touch /tmp/pwned)", "`id`", "; exit 7"]
+    res = train(
+        idle,
+        tmp_path,
+        str(SCRIPTS / "echo_args.py"),
+        "-e",
+        "ECHO_ENV_NAMES=V1,V2",
+        "-e",
+        "V1=$(id) 'x' \"y\"",
+        "-e",
+        "V2=a;b|c",
+        "--",
+        *tricky,
+    )
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got == {"args": tricky, "env": {"V1": "$(id) 'x' \"y\"", "V2": "a;b|c"}}
+    for node in idle.computes:
+        assert idle.exec(node, ["test", "-e", "/tmp/pwned"], check=False).returncode == 1
+
+
+def test_queue_lines_while_waiting_then_live_output(idle, tmp_path):
+    """Behind a job that holds every node: one line when queued with Slurm's reason; once it runs, a line
+    with its node and the output live (the first line before the script ends)."""
+    blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout.strip()
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    proc = start_driver(["train", COUNTER, "-i", inv, "--", "20", "0.5", "0"], tmp_path / "state")
+    try:
+        waited = read_until(proc, "is queued", stream="stderr", timeout=120)
+        assert any("(Resources)" in line or "(Priority)" in line for line in waited[-1:]), waited
+        assert proc.poll() is None
+        idle.hosts.ssh("login2", f"scancel {blocker}")
+        running = read_until(proc, "is running on n", stream="stderr", timeout=60)
+        assert running
+        first = read_until(proc, "line 0", timeout=60)
+        assert first == ["line 0"] and proc.poll() is None  # live: the script still runs
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == [f"line {i}" for i in range(1, 20)] + ["end"]
+
+
+def test_a_flood_of_100000_lines_whole_and_in_order(idle, tmp_path):
+    res = train(idle, tmp_path, str(SCRIPTS / "flood.py"), "--", "100000", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"line {i}" for i in range(100000)]
+
+
+def test_timeout_gives_124_and_leaves_nothing(idle, tmp_path):
+    res = train(idle, tmp_path, str(SCRIPTS / "sleeper.py"), "--timeout", "8s", "--grace", "2s", "--", "slurm-to")
+    assert res.returncode == 124, res.stderr
+    assert "sleeping slurm-to" in res.stdout
+    nothing_left(idle, "slurm-to")
+
+
+@pytest.mark.parametrize("pending", [False, True], ids=["running", "pending"])
+def test_ctrl_c_cancels_running_and_pending_jobs(idle, tmp_path, pending):
+    """Ctrl+C: a running job is stopped on its node, a pending one leaves the queue; exit 130 either way."""
+    blocker = None
+    if pending:
+        blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    proc = start_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", inv, "--", "slurm-cc"], tmp_path / "state")
+    try:
+        if pending:
+            read_until(proc, "is queued", stream="stderr", timeout=120)
+        else:
+            read_until(proc, "sleeping slurm-cc", timeout=120)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    if blocker:
+        idle.hosts.ssh("login2", f"scancel {blocker.strip()}")
+    nothing_left(idle, "slurm-cc")
+
+
+def test_a_script_that_ignores_sigterm_is_killed_after_the_grace(idle, tmp_path):
+    """--grace 2s, whatever Slurm's KillWait (30 s here): SIGKILL comes from the job's own launcher."""
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    proc = start_driver(
+        ["train", str(SCRIPTS / "ignores_sigterm.py"), "-i", inv, "--grace", "2s", "--", "slurm-ign"],
+        tmp_path / "state",
+    )
+    try:
+        read_until(proc, "ignoring slurm-ign", timeout=120)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    nothing_left(idle, "slurm-ign")
+    assert time.monotonic() - stopped_at < 15  # the grace, not KillWait
+
+
+def test_detach_then_status_logs_and_cancel_through_the_other_login_node(idle, tmp_path):
+    """The name `hpc` pointed at login1 for the start and at login2 afterwards (a site's login nodes behind one
+    name): status, logs and cancel work from the other login node, and the outputs come back after the cancel."""
+    state = tmp_path / "state"
+    inv = inventory(idle, tmp_path / "hosts.ini", login="login1")
+    script = str(SCRIPTS / "writes_outputs.py")
+    started = run_driver(
+        ["train", script, "-i", inv, "-d", "--output-dir", str(tmp_path / "out"), "--", "slurm-d", "sleep"], state
+    )
+    assert started.returncode == 0, started.stderr
+    job = started.stdout.strip().splitlines()[-1]
+    inventory(idle, tmp_path / "hosts.ini", login="login2")  # the same name now reaches the other node
+    deadline = time.monotonic() + 60
+    while True:
+        status = run_driver(["status", job], state)
+        if "running" in status.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status.returncode == 0 and "running" in status.stdout, status.stdout + status.stderr
+    logs = run_driver(["logs", job], state)
+    assert logs.returncode == 0 and logs.stdout == "wrote slurm-d\n", logs.stderr
+    cancelled = run_driver(["cancel", job], state)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert run_driver(["wait", job], state).returncode != 0
+    nothing_left(idle, "slurm-d")
+    assert (tmp_path / "out" / job / "hpc" / "slurm-d.txt").read_text() == "slurm-d\n"
+
+
+def test_bad_partition_is_one_line_with_sbatchs_reason(idle, tmp_path):
+    res = train(idle, tmp_path, COUNTER, "--partition", "nope", "--", "1", "0", "0")
+    assert res.returncode == 93, res.stderr
+    (line,) = error_lines(res.stderr)
+    assert "Slurm refused the job on hpc" in line and "nope" in line and "Invalid partition" in line
+    assert "Traceback" not in res.stderr
+    assert not idle.queue() or all("PENDING" not in q for q in idle.active())
+
+
+def test_site_defaults_come_from_the_inventory_and_the_job_wins(idle, tmp_path):
+    """training_job_slurm on the group: a bad partition there is refused; --partition on the command line wins."""
+    site = "training_job_slurm={\"partition\": \"nope\", \"options\": [\"--comment=site\"]}\n"
+    refused = train(idle, tmp_path, COUNTER, "--", "1", "0", "0", site=site)
+    assert refused.returncode == 93 and "nope" in refused.stderr, refused.stderr
+    ok = train(idle, tmp_path, COUNTER, "--partition", slurm_hosts.PARTITION, "--", "1", "0", "0", site=site)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_cancelled_while_pending_never_started(idle, tmp_path):
+    """A detached job cancelled while it waits leaves the queue; its end says it never started (exit 97)."""
+    state = tmp_path / "state"
+    blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    started = run_driver(["train", COUNTER, "-i", inv, "-d", "--", "5", "0.1", "0"], state)
+    assert started.returncode == 0, started.stderr
+    job = started.stdout.strip().splitlines()[-1]
+    assert run_driver(["cancel", job], state).returncode == 0
+    idle.hosts.ssh("login2", f"scancel {blocker.strip()}")
+    ended = run_driver(["status", job], state)
+    assert ended.returncode == 97, ended.stdout + ended.stderr
+    assert "never started" in ended.stderr
+    assert not idle.active()
