@@ -351,7 +351,7 @@ def train_document(result: Any, wall: float) -> dict[str, Any]:
 
 
 def slurm_words(slurm: dict[str, Any] | None) -> str:
-    """", Slurm job 12 COMPLETED on n1" for a job of the Slurm executor, else ""."""
+    """The summary's words on a job of the Slurm executor (", Slurm job 12 COMPLETED on n1"), else ""."""
     if not slurm or not slurm.get("id"):
         return ""
     on = f" on {slurm['nodes']}" if slurm.get("nodes") else ""

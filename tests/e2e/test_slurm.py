@@ -1,6 +1,6 @@
-"""The Slurm executor against a real Slurm (testhosts/slurm.py: slurmctld, two compute nodes, two login nodes over
-SSH, one shared home, no cgroups, no accounting, KillWait 30 s), driven as a user drives it: `driver train` to
-a login node whose inventory says `training_job_executor=slurm`."""
+"""The Slurm executor against a real Slurm (testhosts/slurm.py: slurmctld, two compute nodes, two login nodes
+over SSH, one shared home, no cgroups, no accounting, KillWait 30 s), driven as a user drives it: `driver
+train` to a login node whose inventory says `training_job_executor=slurm`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from driverproc import REPO, SCRIPTS, error_lines, job_output, read_until, run_d
 
 sys.path.insert(0, str(REPO / "testhosts"))
 
-import slurm as slurm_hosts  # noqa: E402  (testhosts/slurm.py)
+import slurm as slurm_hosts  # testhosts/slurm.py
 
 COUNTER = str(SCRIPTS / "counter.py")
+# A job that holds every compute node for 5 minutes: the next one waits (Resources).
+BLOCKER = "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'"
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +43,11 @@ def inventory(cluster, path: Path, login: str = "login1", site: str = "") -> str
     """An inventory naming one login node `hpc` (the group says: Slurm), as a site's users write it."""
     h = cluster.hosts.hosts[login]
     hs = cluster.hosts
+    ssh_args = f"-o UserKnownHostsFile={hs.known_hosts_path} -o StrictHostKeyChecking=yes"
     path.write_text(
         "[hpc]\n"
         f"hpc ansible_host=127.0.0.1 ansible_port={h.port} ansible_user=trainer"
-        f" ansible_ssh_private_key_file={hs.key_path}"
-        f" ansible_ssh_common_args='-o UserKnownHostsFile={hs.known_hosts_path} -o StrictHostKeyChecking=yes'\n"
+        f" ansible_ssh_private_key_file={hs.key_path} ansible_ssh_common_args='{ssh_args}'\n"
         "[hpc:vars]\n"
         "training_job_executor=slurm\n" + site
     )
@@ -106,7 +108,7 @@ def test_args_and_env_with_spaces_quotes_and_substitutions(idle, tmp_path):
 def test_queue_lines_while_waiting_then_live_output(idle, tmp_path):
     """Behind a job that holds every node: one line when queued with Slurm's reason; once it runs, a line
     with its node and the output live (the first line before the script ends)."""
-    blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout.strip()
+    blocker = idle.hosts.ssh("login2", BLOCKER).stdout.strip()
     inv = inventory(idle, tmp_path / "hosts.ini")
     proc = start_driver(["train", COUNTER, "-i", inv, "--", "20", "0.5", "0"], tmp_path / "state")
     try:
@@ -132,7 +134,9 @@ def test_a_flood_of_100000_lines_whole_and_in_order(idle, tmp_path):
 
 
 def test_timeout_gives_124_and_leaves_nothing(idle, tmp_path):
-    res = train(idle, tmp_path, str(SCRIPTS / "sleeper.py"), "--timeout", "8s", "--grace", "2s", "--", "slurm-to")
+    res = train(
+        idle, tmp_path, str(SCRIPTS / "sleeper.py"), "--timeout", "8s", "--grace", "2s", "--", "slurm-to"
+    )
     assert res.returncode == 124, res.stderr
     assert "sleeping slurm-to" in res.stdout
     nothing_left(idle, "slurm-to")
@@ -143,9 +147,11 @@ def test_ctrl_c_cancels_running_and_pending_jobs(idle, tmp_path, pending):
     """Ctrl+C: a running job is stopped on its node, a pending one leaves the queue; exit 130 either way."""
     blocker = None
     if pending:
-        blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout
+        blocker = idle.hosts.ssh("login2", BLOCKER).stdout
     inv = inventory(idle, tmp_path / "hosts.ini")
-    proc = start_driver(["train", str(SCRIPTS / "sleeper.py"), "-i", inv, "--", "slurm-cc"], tmp_path / "state")
+    proc = start_driver(
+        ["train", str(SCRIPTS / "sleeper.py"), "-i", inv, "--", "slurm-cc"], tmp_path / "state"
+    )
     try:
         if pending:
             read_until(proc, "is queued", stream="stderr", timeout=120)
@@ -181,13 +187,15 @@ def test_a_script_that_ignores_sigterm_is_killed_after_the_grace(idle, tmp_path)
 
 
 def test_detach_then_status_logs_and_cancel_through_the_other_login_node(idle, tmp_path):
-    """The name `hpc` pointed at login1 for the start and at login2 afterwards (a site's login nodes behind one
-    name): status, logs and cancel work from the other login node, and the outputs come back after the cancel."""
+    """The name `hpc` pointed at login1 for the start and at login2 afterwards (a site's login nodes behind
+    one name): status, logs and cancel work from the other login node, and the outputs come back after the
+    cancel."""
     state = tmp_path / "state"
     inv = inventory(idle, tmp_path / "hosts.ini", login="login1")
     script = str(SCRIPTS / "writes_outputs.py")
     started = run_driver(
-        ["train", script, "-i", inv, "-d", "--output-dir", str(tmp_path / "out"), "--", "slurm-d", "sleep"], state
+        ["train", script, "-i", inv, "-d", "--output-dir", str(tmp_path / "out"), "--", "slurm-d", "sleep"],
+        state,
     )
     assert started.returncode == 0, started.stderr
     job = started.stdout.strip().splitlines()[-1]
@@ -218,8 +226,9 @@ def test_bad_partition_is_one_line_with_sbatchs_reason(idle, tmp_path):
 
 
 def test_site_defaults_come_from_the_inventory_and_the_job_wins(idle, tmp_path):
-    """training_job_slurm on the group: a bad partition there is refused; --partition on the command line wins."""
-    site = "training_job_slurm={\"partition\": \"nope\", \"options\": [\"--comment=site\"]}\n"
+    """training_job_slurm on the group: a bad partition there is refused; --partition on the command line
+    wins."""
+    site = 'training_job_slurm={"partition": "nope", "options": ["--comment=site"]}\n'
     refused = train(idle, tmp_path, COUNTER, "--", "1", "0", "0", site=site)
     assert refused.returncode == 93 and "nope" in refused.stderr, refused.stderr
     ok = train(idle, tmp_path, COUNTER, "--partition", slurm_hosts.PARTITION, "--", "1", "0", "0", site=site)
@@ -229,7 +238,7 @@ def test_site_defaults_come_from_the_inventory_and_the_job_wins(idle, tmp_path):
 def test_cancelled_while_pending_never_started(idle, tmp_path):
     """A detached job cancelled while it waits leaves the queue; its end says it never started (exit 97)."""
     state = tmp_path / "state"
-    blocker = idle.hosts.ssh("login2", "sbatch --parsable --nodes=2 --exclusive --wrap 'sleep 300'").stdout
+    blocker = idle.hosts.ssh("login2", BLOCKER).stdout
     inv = inventory(idle, tmp_path / "hosts.ini")
     started = run_driver(["train", COUNTER, "-i", inv, "-d", "--", "5", "0.1", "0"], state)
     assert started.returncode == 0, started.stderr
