@@ -308,7 +308,12 @@ def train(**params: Any) -> int:
     return result.exit_code
 
 
-WHY = {"timeout": "stopped by --timeout", "SIGINT": "cancelled (Ctrl+C)", "SIGTERM": "cancelled (SIGTERM)"}
+WHY = {
+    "timeout": "stopped by --timeout",
+    "SIGINT": "cancelled (Ctrl+C)",
+    "SIGTERM": "cancelled (SIGTERM)",
+    "preflight": "not started: the preflight failed (its reason is the job's last line)",
+}
 
 
 def why_ended(result: Any) -> str:

@@ -24,6 +24,7 @@ from driver.errors import (
     EXIT_NODE_FAILURE,
     EXIT_OUT_OF_MEMORY,
     EXIT_PREEMPTED,
+    EXIT_PREFLIGHT,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_TIMEOUT,
@@ -38,6 +39,7 @@ STOPPED: dict[str, tuple[str, int | None]] = {
     "timeout": ("timeout", EXIT_TIMEOUT),
     "SIGINT": ("cancelled", EXIT_SIGINT),
     "SIGTERM": ("cancelled", EXIT_SIGTERM),
+    "preflight": ("failed", EXIT_PREFLIGHT),  # the Slurm executor's preflight, inside the allocation
     "cancelled": ("cancelled", None),
 }
 

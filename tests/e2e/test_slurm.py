@@ -249,3 +249,72 @@ def test_cancelled_while_pending_never_started(idle, tmp_path):
     assert ended.returncode == 97, ended.stdout + ended.stderr
     assert "never started" in ended.stderr
     assert not idle.active()
+
+
+def test_two_nodes_one_allocation_every_rank_its_environment(idle, tmp_path):
+    """--nodes 2: one allocation of two nodes, one task each; NODE_RANK, MASTER_ADDR (the allocation's first
+    node) and the rest as today's --nodes gives them; each line labelled with its task."""
+    res = train(
+        idle,
+        tmp_path,
+        str(SCRIPTS / "rank_env.py"),
+        "--nodes",
+        "2",
+        "-e",
+        "FOO=a b",
+        "--master-port",
+        "29633",
+    )
+    assert res.returncode == 0, res.stderr
+    lines = sorted(line for line in res.stdout.splitlines() if "NODE_RANK" in line)
+    assert lines == [
+        f"{r}: n{r + 1} NODE_RANK={r} NNODES=2 MASTER_ADDR=n1 MASTER_PORT=29633 WORLD_SIZE=2 RANK={r} "
+        "LOCAL_RANK=0 FOO=a b"
+        for r in (0, 1)
+    ]
+    assert "COMPLETED on n[1-2]" in res.stderr
+
+
+def test_torchrun_across_the_allocation(idle, torch_wheelhouse, tmp_path):
+    """torchrun on each node of a two-node allocation: gloo's all-reduce over both, after the preflight."""
+    res = train(
+        idle,
+        tmp_path,
+        str(SCRIPTS / "all_reduce.py"),
+        "--nodes",
+        "2",
+        "--launcher",
+        "torchrun",
+        "--master-port",
+        "29634",
+        "--packages",
+        "torch==2.13.0",
+        "--wheelhouse",
+        str(torch_wheelhouse),
+        "--no-index",
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr
+    assert sorted(line for line in res.stdout.splitlines() if "sum" in line) == [
+        "0: rank 0 of 2 on node 0: sum 3",
+        "1: rank 1 of 2 on node 1: sum 3",
+    ]
+
+
+def test_the_preflight_runs_inside_the_allocation(idle, tmp_path):
+    """The master's rendezvous port taken on the first node: the preflight (inside the allocation) says so,
+    no rank starts the script, exit 81."""
+    port = "29635"
+    holder = (
+        f"import socket,time; s=socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(120)"
+    )
+    for node in idle.computes:  # whichever node comes first in the allocation
+        idle.exec(node, ["sh", "-c", f'nohup python3 -c "{holder}" >/dev/null 2>&1 &'])
+    try:
+        res = train(idle, tmp_path, str(SCRIPTS / "rank_env.py"), "--nodes", "2", "--master-port", port)
+    finally:
+        for node in idle.computes:
+            idle.exec(node, ["pkill", "-f", f"bind\\(\\('0.0.0.0', {port}"], check=False)
+    assert res.returncode == 81, res.stderr
+    assert f"port {port} is not free on the master" in res.stdout + res.stderr
+    assert "NODE_RANK" not in res.stdout

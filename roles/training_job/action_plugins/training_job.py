@@ -106,31 +106,8 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
     container = host.get("container") or {}
     python = job["container"]["python"] if container else host["python"]
     nodes = int(host.get("nodes") or 0)
-    env: dict[str, object] = {}
-    if nodes <= 0:
-        argv = [python, script, *args]
-    else:
-        rank, addr, port = int(host["rank"]), str(host["master_addr"]), int(job["master_port"])
-        nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
-        env = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
-        if job["launcher"] == "torchrun":
-            argv = [
-                python,
-                "-m",
-                "torch.distributed.run",
-                f"--nnodes={nodes}",
-                f"--nproc-per-node={nproc}",
-                f"--node-rank={rank}",
-                f"--master-addr={addr}",
-                f"--master-port={port}",
-            ]
-            if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
-                env["WORLD_SIZE"] = nodes * int(nproc)
-        else:
-            argv = [python]
-            env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
-        argv = [*argv, script, *args]
-    env_s = {k: str(v) for k, v in env.items()}
+    rank, addr = int(host.get("rank") or 0), str(host.get("master_addr") or "")
+    argv, env_s = rank_command(job, python, script, args, nodes, rank, addr)
     if not container:
         if executor != "process":
             raise AnsibleActionFail(f"executor {job['executor']!r} without a container engine on this host")
@@ -156,20 +133,57 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
     }
 
 
+def rank_command(
+    job: dict, python: str, script: str, args: list[str], nodes: int, rank: int | str, addr: str
+) -> tuple[list[str], dict[str, str]]:
+    """The command of one node of a job (nodes 0: a job of its own) and its rendezvous environment: NODE_RANK,
+    NNODES, MASTER_ADDR, MASTER_PORT, and WORLD_SIZE, RANK... or torchrun's options. rank and addr may be
+    jobctl's placeholders (RANK_MARK, MASTER_MARK), filled in on each node of a Slurm allocation."""
+    if nodes <= 0:
+        return [python, script, *args], {}
+    port = int(job["master_port"])
+    nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
+    env: dict[str, object] = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
+    if job["launcher"] == "torchrun":
+        argv = [
+            python,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={nodes}",
+            f"--nproc-per-node={nproc}",
+            f"--node-rank={rank}",
+            f"--master-addr={addr}",
+            f"--master-port={port}",
+        ]
+        if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
+            env["WORLD_SIZE"] = nodes * int(nproc)
+    else:
+        argv = [python]
+        env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
+    return [*argv, script, *args], {k: str(v) for k, v in env.items()}
+
+
+# Filled in by `jobctl.py rank` on each node of a Slurm allocation (its node id, the allocation's first node).
+RANK_MARK, MASTER_MARK = "@NODE_RANK@", "@MASTER_ADDR@"
+
+
 def slurm_command(job: dict, host: dict, script: str, args: list[str]) -> dict:
     """The slurm executor: the script under the host's python, its launcher submitted with sbatch options from
-    the job's and the site's settings (host["slurm"], merged by the playbook) and the job's timeout."""
-    if int(host.get("nodes") or 0) > 1:
-        raise AnsibleActionFail("the slurm executor runs one node per job so far: leave out --nodes")
+    the job's and the site's settings (host["slurm"], merged by the playbook) and the job's timeout. A job of
+    N nodes gets one allocation of N nodes, one task each: its launcher runs the preflight and then the
+    script on every node (srun), each with its rank filled in there."""
+    nodes = int(host.get("nodes") or 0)
     options = _role_module("executor").sbatch_options(
-        host.get("slurm") or {}, timeout=float(job["timeout"] or 0), grace=float(job["grace"] or 0)
+        host.get("slurm") or {},
+        nodes=nodes,
+        timeout=float(job["timeout"] or 0),
+        grace=float(job["grace"] or 0),
     )
-    return {
-        "argv": [host["python"], script, *args],
-        "env": {},
-        "python": host["python"],
-        "slurm": {"sbatch": options, "name": f"rt-{job['id']}"},
-    }
+    argv, env = rank_command(job, host["python"], script, args, nodes, RANK_MARK, MASTER_MARK)
+    slurm: dict = {"sbatch": options, "name": f"rt-{job['id']}"}
+    if nodes > 0:
+        slurm.update(nodes=nodes, port=int(job["master_port"]), preflight=float(job["preflight_timeout"]))
+    return {"argv": argv, "env": env, "python": host["python"], "slurm": slurm}
 
 
 def merged_env(inventory_env: dict, launch_env: dict, user_env: dict) -> dict:
@@ -301,9 +315,14 @@ class ActionModule(ActionBase):
             inventory_env = {str(k): str(v) for k, v in (host.get("environment") or {}).items()}
             user_env = spec_in.get("env", {})
             launch = command(job, host, rel, spec_in.get("args", []), [*inventory_env, *user_env])
-            if "slurm" in launch:  # the Slurm executor's host side, next to jobctl
-                with open(self._find_needle("files", "jobctl_slurm.py"), "rb") as f:
-                    _add_bytes(tar, ".rt/jobctl_slurm.py", f.read(), 0o600)
+            if "slurm" in launch:  # the Slurm executor's host side, next to jobctl (and the preflight)
+                for name in (
+                    ("jobctl_slurm.py", "preflight.py")
+                    if launch["slurm"].get("nodes")
+                    else ("jobctl_slurm.py",)
+                ):
+                    with open(self._find_needle("files", name), "rb") as f:
+                        _add_bytes(tar, f".rt/{name}", f.read(), 0o600)
             spec = {
                 **launch,
                 "env": merged_env(inventory_env, launch["env"], user_env),
@@ -365,7 +384,7 @@ class ActionModule(ActionBase):
         launched = {"k": "launched", "job": info["job"], "pgid": info["pgid"], "n": len(hosts)}
         if info.get("slurm"):
             launched["slurm"] = info["slurm"]
-        if int(host.get("nodes") or 0) > 0:
+        if int(host.get("nodes") or 0) > 0 and not info.get("slurm"):  # Slurm's ranks are srun's labels
             launched["r"] = int(host["rank"])
         self._relay(launched)
         self._job_q = shlex.quote(info["job"])

@@ -56,6 +56,9 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
   launch JOB                      start the script detached; print pid and pgid (Slurm: submit it; print
                                   the Slurm job id, or {"refused": sbatch's reason})
   run JOB                         (Slurm executor, in the allocation) be the job's launcher
+  rank JOB -- ARGV...             (Slurm executor, on each node of a multi-node job) fill in the node's
+                                  @NODE_RANK@ and the first node's @MASTER_ADDR@ in ARGV and the
+                                  environment, then exec ARGV
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
   kill JOB GRACE [REASON]         SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper);
                                   records REASON (default "cancelled") when the job still ran
@@ -490,7 +493,87 @@ def cmd_run(job):
         _write_atomic(p["ended"], f"{time.time():.3f}")
         _write_atomic(p["rc"], str(128 + signal.SIGTERM))
         return
+    nodes = int(spec["slurm"].get("nodes") or 0)
+    if nodes > 0:
+        # One task per node (srun), each its own rank: the preflight first, then the script; srun --label
+        # puts the task's number before each of its lines.
+        srun = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "--label"]
+        rank = [sys.executable, "-S", os.path.abspath(__file__), "rank", job, "--"]
+        problem = _slurm_preflight(p, spec, srun + rank, nodes)
+        if problem:
+            with open(p["log"], "a") as f:
+                f.write(f"remote-trainer: preflight failed: {problem}\n")
+            _create_once(p["stopped"], "preflight")
+            _write_atomic(p["ended"], f"{time.time():.3f}")
+            _write_atomic(p["rc"], "1")
+            return
+        spec["argv"] = srun + rank + spec["argv"]
     _run_launcher(job, p, spec)
+
+
+def _slurm_preflight(p, spec, prefix, nodes):
+    """The multi-node preflight inside the allocation (preflight.py on every node at once, with the job's
+    python): why the job cannot start (a rank that cannot reach the master, versions that differ), or None."""
+    slurm = spec["slurm"]
+    python = spec.get("python") or spec["argv"][0]
+    argv = [
+        *prefix,
+        python,
+        os.path.join(p["rt"], "preflight.py"),
+        "@NODE_RANK@",
+        str(nodes),
+        "@MASTER_ADDR@",
+    ]
+    argv += [str(slurm.get("port") or 29500), str(slurm.get("preflight") or 20)]
+    env = dict(os.environ)
+    env.update(spec.get("env") or {})
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"srun could not run it: {exc}"
+    answers, errors = {}, []
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        _, _, text = line.partition(": ")
+        with contextlib.suppress(ValueError):
+            answer = json.loads(text)
+            answers[answer["rank"]] = answer
+    for r in range(nodes):
+        answer = answers.get(r)
+        if answer is None:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            errors.append(f"rank {r} gave no answer" + (f" ({tail[0]})" if tail else ""))
+        elif answer.get("error"):
+            errors.append(f"rank {r}: {answer['error']}")
+    versions = {json.dumps(a.get("versions"), sort_keys=True) for a in answers.values()}
+    if not errors and len(versions) > 1:
+        errors.append(
+            "versions differ between ranks: "
+            + "; ".join(f"rank {r} {answers[r].get('versions')}" for r in sorted(answers))
+        )
+    return "; ".join(errors) or None
+
+
+def _first_node(nodelist):
+    """The first host of a Slurm node list (n[1-2],m3 -> n1): MASTER_ADDR of the allocation."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(["scontrol", "show", "hostnames", nodelist], stdout=subprocess.PIPE, timeout=30)
+        names = done.stdout.decode().split()
+        if done.returncode == 0 and names:
+            return names[0]
+    return nodelist.split(",")[0]
+
+
+def cmd_rank(argv):
+    """One node of a Slurm job (a task of srun): its rank and the master's address filled in, then exec."""
+    node_rank = os.environ.get("SLURM_NODEID", "0")
+    master = _first_node(os.environ.get("SLURM_JOB_NODELIST", ""))
+
+    def fill(value):
+        return value.replace("@NODE_RANK@", node_rank).replace("@MASTER_ADDR@", master)
+
+    env = {k: fill(v) for k, v in os.environ.items()}
+    argv = [fill(a) for a in argv]
+    os.execvpe(argv[0], argv, env)
 
 
 def _has_outputs(p):
@@ -750,6 +833,8 @@ def main(argv):
         cmd_launch(job)
     elif cmd == "run":
         cmd_run(job)
+    elif cmd == "rank":  # rank JOB -- ARGV...
+        cmd_rank(argv[4:])
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))
     elif cmd == "kill":
