@@ -318,3 +318,15 @@ def test_the_preflight_runs_inside_the_allocation(idle, tmp_path):
     assert res.returncode == 81, res.stderr
     assert f"port {port} is not free on the master" in res.stdout + res.stderr
     assert "NODE_RANK" not in res.stdout
+
+
+def test_slurms_own_time_limit_stops_the_script_as_timeout_does(idle, tmp_path):
+    """A time limit that comes from Slurm (the site's, or --sbatch=--time): Slurm's signal --grace before it
+    reaches the launcher, which stops the script (SIGTERM, then SIGKILL) and records its end: exit 124."""
+    started = time.monotonic()
+    res = train(
+        idle, tmp_path, str(SCRIPTS / "sleeper.py"), "--sbatch=--time=1", "--grace", "2s", "--", "slurm-lim"
+    )
+    assert res.returncode == 124, res.stderr
+    assert time.monotonic() - started < 100
+    nothing_left(idle, "slurm-lim")

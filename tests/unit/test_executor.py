@@ -59,10 +59,11 @@ def test_sbatch_options_each_one_argv_element():
         "--nodes=2",
         "--ntasks-per-node=1",
         "--time=62",  # past --timeout and --grace: the job's launcher stops it first
+        "--signal=B:USR1@40",  # --grace before any time limit: the launcher stops the script itself
         "--comment=a b",
     ]
-    assert sbatch_options({}) == []
-    assert sbatch_options({}, timeout=1, grace=0) == ["--time=2"]
+    assert sbatch_options({}) == ["--signal=B:USR1@10"]
+    assert sbatch_options({}, timeout=1, grace=0) == ["--time=2", "--signal=B:USR1@10"]
 
 
 def test_sbatchs_reason_without_its_prefixes():

@@ -97,6 +97,7 @@ STAGE_PARTIAL = ".~tmp~"  # rsync --delay-updates' directory of files not yet in
 RESERVE = 64 * 1024  # bytes the job keeps for recording its own end on a full disk
 KILL_SLACK = 15.0  # Slurm: seconds past the grace after which a job its launcher did not stop is scancelled
 _STOP_ASKED = [False]  # Slurm: the launcher was asked to stop the job (jobctl_slurm.STOP_SIGNAL)
+_LIMIT_NEAR = [False]  # Slurm: its time limit is --grace away (SIGUSR1, asked with sbatch --signal)
 
 
 def _write_atomic(path, text):
@@ -358,6 +359,8 @@ def _wait_script(p, proc, spec, me):
             return proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             pass
+        if step is not None and _LIMIT_NEAR[0]:
+            _create_once(p["stopped"], "timeout")  # Slurm's time limit: stopped as --timeout stops it
         if step is not None and (_STOP_ASKED[0] or os.path.exists(p["stopped"])):
             grace = _spec_float({"g": _read(os.path.join(p["rt"], "kill_grace"))}, "g", None)
             return _stop_script(
@@ -475,10 +478,15 @@ def _on_stop_signal(signum, frame):
     _STOP_ASKED[0] = True
 
 
+def _on_limit_signal(signum, frame):
+    _LIMIT_NEAR[0] = True
+
+
 def cmd_run(job):
     """The Slurm executor's launcher, in the allocation (the batch step): what the forked launcher of
     `launch` does elsewhere, reading the spec that `launch` kept."""
     signal.signal(signal.SIGUSR2, _on_stop_signal)  # jobctl_slurm.STOP_SIGNAL, before anything else
+    signal.signal(signal.SIGUSR1, _on_limit_signal)  # sbatch --signal (filter_plugins/executor.py)
     _T0[0] = time.monotonic()
     p = _paths(job)
     with open(p["spec"]) as f:

@@ -25,6 +25,10 @@ SBATCH_FLAGS = {
 # Minutes of Slurm's time limit beyond --timeout and --grace: the job's own launcher stops it first (SIGTERM,
 # then SIGKILL after the grace, exit 124); Slurm's limit only catches a launcher that could not.
 TIME_SLACK = 60.0
+# Asked of Slurm for every job: SIGUSR1 to the launcher (the batch step) --grace (+10 s) before Slurm's time
+# limit, wherever that limit comes from (the site's partition, --sbatch=--time); the launcher then stops the
+# script as --timeout does (SIGTERM, SIGKILL after the grace; exit 124). Slurm may send it up to 60 s early.
+LIMIT_SIGNAL = "USR1"
 
 
 def training_job_executor(job_executor: str, inventory_executor: str = "", image: str = "") -> str:
@@ -65,6 +69,7 @@ def sbatch_options(settings: dict, nodes: int = 0, timeout: float = 0.0, grace: 
         options += [f"--nodes={nodes}", "--ntasks-per-node=1"]
     if timeout and timeout > 0:
         options.append(f"--time={max(1, math.ceil((timeout + grace + TIME_SLACK) / 60))}")
+    options.append(f"--signal=B:{LIMIT_SIGNAL}@{math.ceil(grace) + 10}")
     return options + [str(o) for o in settings.get("options") or []]
 
 
