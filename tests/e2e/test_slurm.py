@@ -330,3 +330,36 @@ def test_slurms_own_time_limit_stops_the_script_as_timeout_does(idle, tmp_path):
     assert res.returncode == 124, res.stderr
     assert time.monotonic() - started < 100
     nothing_left(idle, "slurm-lim")
+
+
+def count_to(n, tag):
+    import os
+    import time
+
+    for i in range(n):
+        print(f"{tag} step {i} in slurm job {os.environ.get('SLURM_JOB_ID')}", flush=True)
+        time.sleep(0.2)
+
+
+def test_a_kubeflow_sdk_custom_trainer_runs_through_slurm(idle, tmp_path, monkeypatch):
+    """The SDK's CustomTrainer with the driver's backend and an inventory that names a Slurm login node: the
+    function runs in an allocation, its logs follow live, its status completes; delete_job cancels."""
+    from kubeflow.trainer import CustomTrainer
+
+    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+
+    monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(tmp_path / "state"))
+    client = RemoteTrainerClient(RemoteBackendConfig(inventory=inventory(idle, tmp_path / "hosts.ini")))
+    name = client.train(trainer=CustomTrainer(func=count_to, func_args={"n": 5, "tag": "sdk"}))
+    lines = list(client.get_job_logs(name, follow=True))
+    assert [line.split(" in slurm job ")[0] for line in lines] == [f"sdk step {i}" for i in range(5)]
+    assert all(line.split(" in slurm job ")[1].isdigit() for line in lines), lines
+    assert client.wait_for_job_status(name, timeout=120, polling_interval=1).status == "Complete"
+
+    long = client.train(trainer=CustomTrainer(func=count_to, func_args={"n": 3000, "tag": "sdk-del"}))
+    deadline = time.monotonic() + 120
+    while not idle.processes("jobctl.py run") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert idle.active(), "the long job never ran"
+    client.delete_job(long)
+    nothing_left(idle, "jobctl.py run")
