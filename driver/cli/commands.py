@@ -29,7 +29,7 @@ from driver.cli.options import (
     slurm_options,
 )
 from driver.errors import EXIT_TIMEOUT, DriverError, UsageError
-from driver.execution.events import describe_report
+from driver.execution.events import NOTICE, describe_report
 from driver.job import contract
 from driver.job.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
 from driver.job.staging import parse_size
@@ -285,8 +285,9 @@ def train(**params: Any) -> int:
         nproc_per_node=parse_nproc(params["nproc_per_node"], params["launcher"]),
         master_port=params["master_port"],
     )
-    if params["quiet"]:  # progress lines are NOTICE: leave warnings and errors only
+    if params["quiet"]:  # progress lines are NOTICE: leave warnings and errors only (and Slurm's queue)
         logging.getLogger("driver").setLevel(max(logging.getLogger("driver").level, logging.WARNING))
+        logging.getLogger("driver.queue").setLevel(NOTICE)
     started = time.monotonic()
     as_json = params["as_json"]
     relay = (lambda line: click.echo(line, err=True)) if as_json else write_line

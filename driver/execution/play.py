@@ -45,6 +45,9 @@ from driver.execution.events import (
 from driver.execution.relay import Relay
 
 log = logging.getLogger("driver.play")
+# Where a Slurm job stands in the queue: shown even under --quiet (a pod's log, say), since a job that waits
+# says nothing else.
+queue_log = logging.getLogger("driver.queue")
 
 
 def local_inventory(path: Path) -> str:
@@ -170,7 +173,7 @@ class Play:
             line = item.describe(first=item.host not in self.queued)
             self.queued[item.host] = item
             if line:
-                log.log(NOTICE, "[%s] %s", item.host, line)
+                queue_log.log(NOTICE, "[%s] %s", item.host, line)
         elif isinstance(item, Connection):
             self.on_connection(item)
         elif isinstance(item, Progress):
