@@ -363,3 +363,16 @@ def test_a_kubeflow_sdk_custom_trainer_runs_through_slurm(idle, tmp_path, monkey
     assert idle.active(), "the long job never ran"
     client.delete_job(long)
     nothing_left(idle, "jobctl.py run")
+
+
+def test_the_job_root_can_be_the_sites_scratch(idle, tmp_path):
+    """training_job_root=$HOME/scratch/jobs in the inventory (as $SCRATCH/jobs at a site): the job directory is
+    there (the variable expanded on the login node), and a later `logs` finds it."""
+    state = tmp_path / "state"
+    inv = inventory(idle, tmp_path / "hosts.ini", site="training_job_root=$HOME/scratch/jobs\n")
+    res = run_driver(["train", COUNTER, "-i", inv, "--", "2", "0.1", "0"], state)
+    assert res.returncode == 0, res.stderr
+    (job,) = [p.name for p in (state / "jobs").iterdir()]
+    assert job in idle.hosts.ssh("login1", "ls scratch/jobs").stdout.split()
+    logs = run_driver(["logs", job], state)
+    assert logs.returncode == 0 and logs.stdout == "line 0\nline 1\nend\n", logs.stderr

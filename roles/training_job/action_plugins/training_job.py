@@ -42,6 +42,7 @@ import functools
 import io
 import json
 import os
+import re
 import shlex
 import tarfile
 import time
@@ -58,11 +59,15 @@ MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
 
 
 def _quote_path(path: str) -> str:
-    """Shell-quote a remote path, keeping a leading ~/ expandable."""
+    """Shell-quote a remote path, keeping a leading ~/ or $VAR/ (say $SCRATCH) expandable."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
+    var = re.match(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?(/|$)", path)
+    if var:
+        rest = path[var.end() :]
+        return f'"${var.group(1)}"' + ("/" + shlex.quote(rest) if rest else "")
     return shlex.quote(path)
 
 

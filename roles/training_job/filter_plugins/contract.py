@@ -43,7 +43,9 @@ def output_problem(output: str) -> str | None:
     return None
 
 
-def training_job_contract(job: dict, entry: str = "main") -> dict:
+def training_job_contract(job: dict, entry: str = "main", root: str = "") -> dict:
+    """The job with its defaults filled in (Ansible's validator); root, when given (the host's
+    training_job_root), is where this host keeps its job directories."""
     from ansible.errors import AnsibleFilterError
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -52,7 +54,10 @@ def training_job_contract(job: dict, entry: str = "main") -> dict:
     result = ArgumentSpecValidator(job_options(entry)).validate(dict(job))
     if result.error_messages:
         raise AnsibleFilterError("training_job: " + "; ".join(result.error_messages))
-    return result.validated_parameters
+    job = result.validated_parameters
+    if root and "root" in job:
+        job["root"] = root
+    return job
 
 
 class FilterModule:
