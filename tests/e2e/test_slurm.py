@@ -366,8 +366,8 @@ def test_a_kubeflow_sdk_custom_trainer_runs_through_slurm(idle, tmp_path, monkey
 
 
 def test_the_job_root_can_be_the_sites_scratch(idle, tmp_path):
-    """training_job_root=$HOME/scratch/jobs in the inventory (as $SCRATCH/jobs at a site): the job directory is
-    there (the variable expanded on the login node), and a later `logs` finds it."""
+    """training_job_root=$HOME/scratch/jobs in the inventory (as $SCRATCH/jobs at a site): the job directory
+    is there (the variable expanded on the login node), and a later `logs` finds it."""
     state = tmp_path / "state"
     inv = inventory(idle, tmp_path / "hosts.ini", site="training_job_root=$HOME/scratch/jobs\n")
     res = run_driver(["train", COUNTER, "-i", inv, "--", "2", "0.1", "0"], state)
