@@ -10,7 +10,9 @@ Every node mounts the same directory at ``/home/trainer`` (the file system login
 on an HPC site), the cluster's munge key and ``slurm.conf`` (a directory mount: an edit in place reaches every
 node). No systemd, no cgroups (``proctrack/linuxproc``, ``task/none``), accounting off (no slurmdbd, so no
 ``sacct``), as at many small sites. ``KillWait`` is 30 s: a stop that honours ``--grace`` proves it does not
-wait for Slurm's own kill. The nodes share one podman network of their own, where each is known by its name.
+wait for Slurm's own kill. Partition ``urgent`` (the same nodes, a higher tier) preempts ``debug``'s jobs
+(cancelled after a GraceTime of 5 s); a node silent for 20 s is DOWN and its jobs end as NODE_FAIL. The
+nodes share one podman network of their own, where each is known by its name.
 
 Library (stdlib only)::
 
@@ -43,6 +45,9 @@ import hosts as th
 IMAGE = "localhost/remote-trainer-testhost-slurm:bookworm"
 LOGINS = ("login1", "login2")
 PARTITION = "debug"
+URGENT = "urgent"  # same nodes, a higher tier: its jobs preempt (cancel) the default partition's
+GRACE_TIME = 5  # seconds a preempted job gets between SIGTERM and its end
+SLURMD_TIMEOUT = 20  # seconds a silent node takes to be DOWN (its jobs: NODE_FAIL)
 KILL_WAIT = 30
 READY_TIMEOUT = 60.0
 
@@ -70,8 +75,12 @@ JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 MinJobAge=300
 KillWait={kill_wait}
+SlurmdTimeout={slurmd_timeout}
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 NodeName={nodes} CPUs=2 RealMemory=1000 State=UNKNOWN
-PartitionName={partition} Nodes={nodes} Default=YES MaxTime=INFINITE State=UP
+PartitionName={partition} Nodes={nodes} Default=YES State=UP PriorityTier=1 GraceTime={grace_time}
+PartitionName={urgent} Nodes={nodes} State=UP PriorityTier=2
 """
 
 
@@ -135,6 +144,16 @@ class SlurmCluster:
                 raise th.TestHostError(f"slurm jobs still active after {timeout:.0f} s: {self.active()}")
             time.sleep(0.5)
 
+    def stop_node(self, node: str) -> None:
+        """A node dies (its container stops at once, every process with it); Slurm notices within
+        SLURMD_TIMEOUT and ends its jobs as NODE_FAIL."""
+        th._podman("stop", "-t", "0", self.container(node))
+
+    def start_node(self, node: str) -> None:
+        """The node is back (slurmd registers again) and idle once Slurm has it."""
+        th._podman("start", self.container(node))
+        _wait_for_nodes(self, time.monotonic() + READY_TIMEOUT + SLURMD_TIMEOUT)
+
     def stop(self) -> None:
         th.stop_all(self.label)
         th._podman("network", "rm", "-f", self.network, check=False)
@@ -153,7 +172,14 @@ def _write_config(state: Path, computes: Sequence[str]) -> Path:
     if not key.exists():
         key.write_bytes(os.urandom(1024))
     key.chmod(0o644)  # the entry point installs it 0400 for munge; this directory stays 0700
-    conf = SLURM_CONF.format(kill_wait=KILL_WAIT, nodes=",".join(computes), partition=PARTITION)
+    conf = SLURM_CONF.format(
+        kill_wait=KILL_WAIT,
+        slurmd_timeout=SLURMD_TIMEOUT,
+        nodes=",".join(computes),
+        partition=PARTITION,
+        urgent=URGENT,
+        grace_time=GRACE_TIME,
+    )
     (slurm / "etc" / "slurm.conf").write_text(conf)
     return slurm
 

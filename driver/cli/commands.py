@@ -314,6 +314,9 @@ WHY = {
     "SIGINT": "cancelled (Ctrl+C)",
     "SIGTERM": "cancelled (SIGTERM)",
     "preflight": "not started: the preflight failed (its reason is the job's last line)",
+    "preempted": "preempted by Slurm",
+    "out_of_memory": "killed by Slurm: out of memory",
+    "node_fail": "a node of its Slurm allocation failed",
 }
 
 

@@ -40,6 +40,10 @@ STOPPED: dict[str, tuple[str, int | None]] = {
     "SIGINT": ("cancelled", EXIT_SIGINT),
     "SIGTERM": ("cancelled", EXIT_SIGTERM),
     "preflight": ("failed", EXIT_PREFLIGHT),  # the Slurm executor's preflight, inside the allocation
+    # The Slurm executor: Slurm ended the job (its script got SIGTERM from Slurm and exited).
+    "preempted": ("failed", EXIT_PREEMPTED),
+    "out_of_memory": ("failed", EXIT_OUT_OF_MEMORY),
+    "node_fail": ("failed", EXIT_NODE_FAILURE),
     "cancelled": ("cancelled", None),
 }
 

@@ -376,3 +376,40 @@ def test_the_job_root_can_be_the_sites_scratch(idle, tmp_path):
     assert job in idle.hosts.ssh("login1", "ls scratch/jobs").stdout.split()
     logs = run_driver(["logs", job], state)
     assert logs.returncode == 0 and logs.stdout == "line 0\nline 1\nend\n", logs.stderr
+
+
+def test_preemption_lets_the_script_checkpoint_and_exits_96(idle, tmp_path):
+    """A job of the higher partition takes the nodes: Slurm's SIGTERM reaches the script (which saves a
+    checkpoint in its GraceTime), and the driver's code says preempted (96), not the script's 143."""
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    script = str(SCRIPTS / "checkpoints.py")
+    proc = start_driver(
+        ["train", script, "-i", inv, "--sbatch=--nodes=2", "--sbatch=--exclusive"], tmp_path / "state"
+    )
+    try:
+        read_until(proc, "up", timeout=120)
+        idle.hosts.ssh("login2", f"sbatch -p {slurm_hosts.URGENT} --nodes=2 --exclusive --wrap 'sleep 1'")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 96, err
+    assert "checkpoint saved" in out
+    assert "preempted by Slurm" in err and "PREEMPTED" in err
+
+
+def test_a_node_that_dies_ends_the_job_with_95(idle, tmp_path):
+    """The job's node goes down under it: Slurm ends the job as NODE_FAIL and the driver says so (95)."""
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    proc = start_driver(
+        ["train", COUNTER, "-i", inv, "--sbatch=--nodelist=n2", "--", "600", "0.5", "0"], tmp_path / "state"
+    )
+    try:
+        read_until(proc, "line 2", timeout=120)
+        idle.stop_node("n2")
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+        idle.start_node("n2")
+    assert proc.returncode == 95, err
+    (line,) = error_lines(err)
+    assert "a node of its Slurm allocation failed (NODE_FAIL)" in line

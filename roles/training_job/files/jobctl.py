@@ -639,6 +639,28 @@ def _state(p):
     }
 
 
+# Slurm's end of a job whose script did exit (on Slurm's SIGTERM) -> the stop reason recorded for it, whose
+# exit code the driver gives (STOPPED in driver/job/store.py) instead of the script's 143.
+SLURM_STOPS = {"PREEMPTED": "preempted", "OUT_OF_MEMORY": "out_of_memory", "NODE_FAIL": "node_fail"}
+SLURM_END_WAIT = 10.0  # seconds a failed Slurm job's end may take to reach Slurm's state
+
+
+def _slurm_end(p, st):
+    """A Slurm job whose script failed on its own: ask Slurm (up to SLURM_END_WAIT s, until it says the job
+    ended) whether Slurm ended it (preemption, out of memory, node failure); record that as the stop."""
+    slurm = _slurm()
+    deadline = time.time() + SLURM_END_WAIT
+    while True:
+        answer = slurm.query(p["rt"], True, fresh=True)
+        if answer["state"] not in slurm.ACTIVE or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    why = SLURM_STOPS.get(answer["state"] or "")
+    if why:
+        _create_once(p["stopped"], why)
+    return _state(p)
+
+
 def _slurm_state(p, rc, fresh=False):
     """rc, alive, lost and Slurm's view of a Slurm job: the launcher's pid means nothing on a login node."""
     slurm = _slurm()
@@ -657,7 +679,7 @@ def _slurm_state(p, rc, fresh=False):
         with contextlib.suppress(OSError, ValueError), open(os.path.join(p["rt"], slurm.ANSWER)) as f:
             answer = json.load(f)
         if answer.get("state") in slurm.ACTIVE or not answer.get("state"):
-            answer["state"] = "COMPLETED" if rc == "0" else "FAILED"
+            answer["state"] = "COMPLETED" if rc == "0" else "FAILED"  # Slurm's own follows soon
     info = {
         "id": answer.get("id"),
         "state": answer.get("state"),
@@ -685,6 +707,13 @@ def cmd_poll(job, offset, wait, maxbytes):
         with open(p["log"], "rb") as f:
             f.seek(offset)
             data = f.read(min(st["size"] - offset, maxbytes))
+    if (
+        st["rc"] not in (None, 0)
+        and st.get("slurm")
+        and not st["stopped"]
+        and offset + len(data) >= st["size"]
+    ):
+        st = _slurm_end(p, st)
     st["offset"] = offset
     st["n"] = len(data)
     # rc was read before the log: when rc is set and these are the last bytes, the log is complete.
