@@ -188,7 +188,7 @@ def slurm_command(job: dict, host: dict, script: str, args: list[str]) -> dict:
     slurm: dict = {"sbatch": options, "name": f"rt-{job['id']}"}
     if nodes > 0:
         slurm.update(nodes=nodes, port=int(job["master_port"]), preflight=float(job["preflight_timeout"]))
-    return {"argv": argv, "env": env, "python": host["python"], "slurm": slurm}
+    return {"executor": "slurm", "argv": argv, "env": env, "python": host["python"], "slurm": slurm}
 
 
 def merged_env(inventory_env: dict, launch_env: dict, user_env: dict) -> dict:

@@ -23,10 +23,8 @@ Job directory layout (mode 0700):
                      job's end (rc, ended, collected) is recorded even when the script filled the disk
   JOB/.rt/boot       the host's boot (kernel boot id and PID 1's start time) at the launch: a lost job whose
                      boot differs was lost to a restart of the host
-  JOB/.rt/slurm.json  the Slurm job of a job of the Slurm executor ({"id", "submitted"}); with it
-                     .rt/batch.sh (the batch script: `jobctl.py run JOB`), .rt/slurm.out (the batch step's
-                     own output: Slurm's words on a cancel or a time limit), .rt/slurm.state (Slurm's last
-                     answer, reused for a few seconds), .rt/node (the nodes the job got), .rt/kill_grace
+  JOB/.rt/executor   the job's own executor (say "slurm"), when it has one: its files are its module's
+                     (the Slurm executor's: jobctl_slurm.py)
   JOB/rc             exit code of the script (128+N when it died of signal N), written atomically
   JOB/log            stdout and stderr of the script, merged
   JOB/work/          the script, the staged workdir, the script's cwd
@@ -43,20 +41,17 @@ client, whose helper processes a session-wide signal would kill); and `stop`, th
 removes (or, kept, stops) the job's container, run by the launcher once the engine's client has ended and by
 the reaper instead of its SIGKILL, so that no container outlives its job. `python` is the host python the
 script runs with, when it does (a cached venv's is marked as used).
-A job of the Slurm executor names `slurm`: {"sbatch": [options], "name": job name, "python": the python of
-the compute nodes' launcher (default: this one)}. `launch` then submits the launcher instead of starting it
-(jobctl_slurm.py, next to this file, talks to Slurm) and keeps spec.json until `run` reads it in the
-allocation; the job directory must be on a file system the login and compute nodes share. From then on the
-job is the same as any other: `run` is the launcher (timeout from its own start: queue time does not count),
-and its state, poll, kill and clean work from any login node, with Slurm's answers in place of the launcher's
-pid (pending with Slurm's reason, lost with Slurm's end: node_fail, out_of_memory, preempted, time_limit,
-cancelled, never_started).
+A job of an executor of its own names it in `executor` (with its settings: the Slurm executor's `slurm`) and
+its module jobctl_EXECUTOR.py lies next to this file (see "executors of their own" below): `launch` hands
+the start to it (Slurm: sbatch of `run`) and keeps spec.json until `run` reads it; from then on the job is
+the same as any other (the same files, `run` is its launcher), with the module's answers in place of the
+launcher's pid.
 
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
-  launch JOB                      start the script detached; print pid and pgid (Slurm: submit it; print
-                                  the Slurm job id, or {"refused": sbatch's reason})
-  run JOB                         (Slurm executor, in the allocation) be the job's launcher
-  rank JOB -- ARGV...             (Slurm executor, on each node of a multi-node job) fill in the node's
+  launch JOB                      start the script detached; print pid and pgid (an executor of its own:
+                                  its reply, say the Slurm job id, or {"refused": why})
+  run JOB                         (an executor's, where it starts the launcher) be the job's launcher
+  rank JOB -- ARGV...             (an executor's, on each node of a multi-node job) fill in the node's
                                   @NODE_RANK@ and the first node's @MASTER_ADDR@ in ARGV and the
                                   environment, then exec ARGV
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
@@ -72,13 +67,15 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
 State (status, poll, kill, collected): rc (null while running), alive (launcher running), size (log
 bytes), outputs (output directory non-empty), started, ended, stopped (reason or null), collect,
 collected, disk_full (less than RESERVE bytes free where the job lives), lost (why a job that no longer
-runs left no rc: "restarted", "disk_full" or "killed", or Slurm's end; null otherwise), slurm (Slurm
-executor: {"id", "state", "reason", "nodes"}); `missing: true` when the job directory has no .rt/.
+runs left no rc: "restarted", "disk_full" or "killed", or its executor's word; null otherwise), and under
+the name of its executor of its own what that says (Slurm: {"id", "state", "reason", "nodes"}); `missing:
+true` when the job directory has no .rt/.
 """
 
 import base64
 import contextlib
 import errno
+import importlib
 import json
 import os
 import shutil
@@ -95,9 +92,9 @@ END_GRACE = 2.0  # seconds left to stray processes of the job after the script i
 DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
 STAGE_PARTIAL = ".~tmp~"  # rsync --delay-updates' directory of files not yet in place (a staging under way)
 RESERVE = 64 * 1024  # bytes the job keeps for recording its own end on a full disk
-KILL_SLACK = 15.0  # Slurm: seconds past the grace after which a job its launcher did not stop is scancelled
-_STOP_ASKED = [False]  # Slurm: the launcher was asked to stop the job (jobctl_slurm.STOP_SIGNAL)
-_LIMIT_NEAR = [False]  # Slurm: its time limit is --grace away (SIGUSR1, asked with sbatch --signal)
+_STOP_ASKED = [False]  # a launcher no reaper reaches (arm_stop_signals) was asked to stop the job
+_LIMIT_NEAR = [False]  # ... or told that a time limit outside the job's own is --grace away
+_ARMED = [False]  # arm_stop_signals was called: the launcher watches for stops itself
 
 
 def _write_atomic(path, text):
@@ -348,10 +345,10 @@ def _spec_float(spec, key, default):
 def _wait_script(p, proc, spec, me):
     """Wait for the script, at most spec's timeout; past it stop the job (reason "timeout"). Its status.
 
-    A Slurm job's launcher also stops the job when `kill` asks it (its signal, or the stopped file that
-    `kill` writes first, in case the signal came too early), since no reaper can reach it on its node."""
+    An armed launcher (arm_stop_signals: no reaper reaches it on its node, say Slurm's) also stops the job
+    when asked: by its signal, or by the stopped file that `kill` writes first (a signal may come early)."""
     timeout = _spec_float(spec, "timeout", 0.0)
-    step = 0.2 if spec.get("slurm") else None
+    step = 0.2 if _ARMED[0] else None
     while True:
         left = None if timeout <= 0 else max(0.0, timeout - (time.monotonic() - _T0[0]))
         wait = left if step is None else (step if left is None else min(step, left))
@@ -360,7 +357,7 @@ def _wait_script(p, proc, spec, me):
         except subprocess.TimeoutExpired:
             pass
         if step is not None and _LIMIT_NEAR[0]:
-            _create_once(p["stopped"], "timeout")  # Slurm's time limit: stopped as --timeout stops it
+            _create_once(p["stopped"], "timeout")  # a time limit outside: stopped as --timeout stops it
         if step is not None and (_STOP_ASKED[0] or os.path.exists(p["stopped"])):
             grace = _spec_float({"g": _read(os.path.join(p["rt"], "kill_grace"))}, "g", None)
             return _stop_script(
@@ -370,7 +367,7 @@ def _wait_script(p, proc, spec, me):
             if not _create_once(p["stopped"], "timeout"):
                 if step is None:
                     return proc.wait()  # a kill came first: its reaper finishes the job
-                continue  # Slurm: the kill's stop comes round at the next step
+                continue  # armed: the kill's stop comes round at the next step
             return _stop_script(p, proc, spec, me, _spec_float(spec, "grace", 0.0))  # cmd_launch checked it
 
 
@@ -398,15 +395,44 @@ def _mark_python(p, python):
             f.write(f"{time.time():.3f}\n")
 
 
-def _slurm():
+# -- executors of their own ---------------------------------------------------------------------------------
+# A job whose spec names an `executor` other than process and container (whose engine commands are the spec's
+# term and stop) is started, watched and stopped by a module of its own next to this file, jobctl_NAME.py (the
+# Slurm executor: jobctl_slurm.py), named in .rt/executor at the launch. Its hooks, each given this module as
+# ctl:
+#   launch(ctl, job, p, spec) -> the reply of `launch`, instead of the forked launcher
+#   run(ctl, job)              `run JOB`: be the launcher, wherever the executor started it
+#   rank(ctl, argv)            `rank JOB -- ARGV...`: one node of a multi-node job
+#   state(ctl, p, rc) -> (rc, alive, lost, info)   instead of the launcher's pid (info: the state's NAME)
+#   end(ctl, p, st) -> st      the last poll of a job whose script failed: the executor may name a stop
+#   kill(ctl, job, p, grace, reason) -> the state after asking the job to stop, instead of signals
+#   reap(ctl, p)               the reaper's last resort after the grace
+OWN_EXECUTOR = "executor"
+
+
+def _executor(p, name=None):
+    """The module of a job's own executor, or None (process and container: this file)."""
+    name = _read(os.path.join(p["rt"], OWN_EXECUTOR)) if name is None else name
+    if not name or name in ("process", "container"):
+        return None
+    if not name.isalpha():
+        raise SystemExit(f"unknown executor {name!r}")
     sys.dont_write_bytecode = True
-    import jobctl_slurm  # next to this file in the job's .rt/ (the Slurm executor's host side)
-
-    return jobctl_slurm
+    return importlib.import_module(f"jobctl_{name}")
 
 
-def _is_slurm(p):
-    return os.path.exists(os.path.join(p["rt"], "slurm.json"))
+def _ctl():
+    return sys.modules[__name__]
+
+
+def arm_stop_signals(stop, limit):
+    """For a launcher that no reaper reaches (on another node): signal `stop` asks it to stop the job (the
+    stopped file names why), signal `limit` says a time limit outside the job's is --grace away (a stop for
+    "timeout"); it then stops the job itself (SIGTERM, SIGKILL after the grace). Call it first thing."""
+    _ARMED[0] = True
+    _T0[0] = time.monotonic()
+    signal.signal(stop, lambda signum, frame: _STOP_ASKED.__setitem__(0, True))
+    signal.signal(limit, lambda signum, frame: _LIMIT_NEAR.__setitem__(0, True))
 
 
 def cmd_launch(job):
@@ -414,8 +440,9 @@ def cmd_launch(job):
     os.makedirs(p["work"], mode=0o700, exist_ok=True)
     with open(p["spec"]) as f:
         spec = json.load(f)
-    if not spec.get("slurm"):
-        os.unlink(p["spec"])  # env values stay on disk only as long as needed (Slurm: until `run`)
+    executor = _executor(p, spec.get("executor") or "")
+    if executor is None:
+        os.unlink(p["spec"])  # env values stay on disk only as long as needed (an executor's: until `run`)
     if _spec_float(spec, "timeout", 0.0) > 0 and spec.get("grace") is None:
         raise SystemExit("spec.json: a timeout needs its grace (seconds between SIGTERM and SIGKILL)")
     if spec.get("output"):
@@ -430,8 +457,9 @@ def cmd_launch(job):
         engine = {"term": spec.get("term") or [], "stop": spec.get("stop") or []}
         _write_atomic(os.path.join(p["rt"], "engine.json"), json.dumps(engine))
     _mark_python(p, spec.get("python") or spec["argv"][0])
-    if spec.get("slurm"):
-        _submit(job, p, spec["slurm"])
+    if executor is not None:
+        _write_atomic(os.path.join(p["rt"], OWN_EXECUTOR), spec["executor"])
+        _out(executor.launch(_ctl(), job, p, spec))
         return
     r, w = os.pipe()
     pid = os.fork()
@@ -456,132 +484,6 @@ def cmd_launch(job):
     while _read(p["pgid"]) is None and _read(p["rc"]) is None and time.time() < deadline:
         time.sleep(0.005)
     _out({"job": job, "launcher": int(_read(p["launcher"])), "pgid": int(_read(p["pgid"]) or 0)})
-
-
-def _submit(job, p, slurm_spec):
-    answer = _slurm().submit(
-        p["rt"],
-        p["work"],
-        slurm_spec.get("python") or sys.executable,
-        os.path.abspath(__file__),
-        job,
-        slurm_spec.get("sbatch") or [],
-        slurm_spec.get("name") or "remote-trainer",
-    )
-    if "refused" in answer:
-        _out({"refused": answer["refused"]})
-    else:
-        _out({"job": job, "launcher": 0, "pgid": 0, "slurm": answer["id"]})
-
-
-def _on_stop_signal(signum, frame):
-    _STOP_ASKED[0] = True
-
-
-def _on_limit_signal(signum, frame):
-    _LIMIT_NEAR[0] = True
-
-
-def cmd_run(job):
-    """The Slurm executor's launcher, in the allocation (the batch step): what the forked launcher of
-    `launch` does elsewhere, reading the spec that `launch` kept."""
-    signal.signal(signal.SIGUSR2, _on_stop_signal)  # jobctl_slurm.STOP_SIGNAL, before anything else
-    signal.signal(signal.SIGUSR1, _on_limit_signal)  # sbatch --signal (filter_plugins/executor.py)
-    _T0[0] = time.monotonic()
-    p = _paths(job)
-    with open(p["spec"]) as f:
-        spec = json.load(f)
-    os.unlink(p["spec"])
-    with contextlib.suppress(OSError):
-        os.setsid()  # the job's session, as a forked launcher has (Slurm still tracks it)
-    _write_atomic(p["launcher"], str(os.getpid()))
-    _write_atomic(os.path.join(p["rt"], "node"), os.environ.get("SLURM_JOB_NODELIST") or os.uname()[1])
-    _write_atomic(p["started"], f"{time.time():.3f}")
-    if os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
-        _write_atomic(p["ended"], f"{time.time():.3f}")
-        _write_atomic(p["rc"], str(128 + signal.SIGTERM))
-        return
-    nodes = int(spec["slurm"].get("nodes") or 0)
-    if nodes > 0:
-        # One task per node (srun), each its own rank: the preflight first, then the script; srun --label
-        # puts the task's number before each of its lines.
-        srun = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "--label"]
-        rank = [sys.executable, "-S", os.path.abspath(__file__), "rank", job, "--"]
-        problem = _slurm_preflight(p, spec, srun + rank, nodes)
-        if problem:
-            with open(p["log"], "a") as f:
-                f.write(f"remote-trainer: preflight failed: {problem}\n")
-            _create_once(p["stopped"], "preflight")
-            _write_atomic(p["ended"], f"{time.time():.3f}")
-            _write_atomic(p["rc"], "1")
-            return
-        spec["argv"] = srun + rank + spec["argv"]
-    _run_launcher(job, p, spec)
-
-
-def _slurm_preflight(p, spec, prefix, nodes):
-    """The multi-node preflight inside the allocation (preflight.py on every node at once, with the job's
-    python): why the job cannot start (a rank that cannot reach the master, versions that differ), or None."""
-    slurm = spec["slurm"]
-    python = spec.get("python") or spec["argv"][0]
-    argv = [
-        *prefix,
-        python,
-        os.path.join(p["rt"], "preflight.py"),
-        "@NODE_RANK@",
-        str(nodes),
-        "@MASTER_ADDR@",
-    ]
-    argv += [str(slurm.get("port") or 29500), str(slurm.get("preflight") or 20)]
-    env = dict(os.environ)
-    env.update(spec.get("env") or {})
-    try:
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"srun could not run it: {exc}"
-    answers, errors = {}, []
-    for line in done.stdout.decode("utf-8", "replace").splitlines():
-        _, _, text = line.partition(": ")
-        with contextlib.suppress(ValueError):
-            answer = json.loads(text)
-            answers[answer["rank"]] = answer
-    for r in range(nodes):
-        answer = answers.get(r)
-        if answer is None:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-            errors.append(f"rank {r} gave no answer" + (f" ({tail[0]})" if tail else ""))
-        elif answer.get("error"):
-            errors.append(f"rank {r}: {answer['error']}")
-    versions = {json.dumps(a.get("versions"), sort_keys=True) for a in answers.values()}
-    if not errors and len(versions) > 1:
-        errors.append(
-            "versions differ between ranks: "
-            + "; ".join(f"rank {r} {answers[r].get('versions')}" for r in sorted(answers))
-        )
-    return "; ".join(errors) or None
-
-
-def _first_node(nodelist):
-    """The first host of a Slurm node list (n[1-2],m3 -> n1): MASTER_ADDR of the allocation."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["scontrol", "show", "hostnames", nodelist], stdout=subprocess.PIPE, timeout=30)
-        names = done.stdout.decode().split()
-        if done.returncode == 0 and names:
-            return names[0]
-    return nodelist.split(",")[0]
-
-
-def cmd_rank(argv):
-    """One node of a Slurm job (a task of srun): its rank and the master's address filled in, then exec."""
-    node_rank = os.environ.get("SLURM_NODEID", "0")
-    master = _first_node(os.environ.get("SLURM_JOB_NODELIST", ""))
-
-    def fill(value):
-        return value.replace("@NODE_RANK@", node_rank).replace("@MASTER_ADDR@", master)
-
-    env = {k: fill(v) for k, v in os.environ.items()}
-    argv = [fill(a) for a in argv]
-    os.execvpe(argv[0], argv, env)
 
 
 def _has_outputs(p):
@@ -615,15 +517,15 @@ def _state(p):
     free = _free_bytes(p["rt"])
     disk_full = free is not None and free < RESERVE
     lost = None
-    slurm = None
-    if _is_slurm(p):
-        rc, alive, lost, slurm = _slurm_state(p, rc)
+    executor, own = _executor(p), None
+    if executor is not None:
+        rc, alive, lost, own = executor.state(_ctl(), p, rc)
     elif rc is None and launcher and not alive:
         if _read(os.path.join(p["rt"], "boot")) not in (None, _boot_mark()):
             lost = "restarted"
         else:
             lost = "disk_full" if disk_full else "killed"
-    return {
+    state = {
         "rc": int(rc) if rc is not None else None,
         "alive": alive,
         "disk_full": disk_full,
@@ -635,58 +537,10 @@ def _state(p):
         "stopped": _read(p["stopped"]) or None,
         "collect": os.path.exists(p["collect"]),
         "collected": os.path.exists(p["collected"]),
-        "slurm": slurm,
     }
-
-
-# Slurm's end of a job whose script did exit (on Slurm's SIGTERM) -> the stop reason recorded for it, whose
-# exit code the driver gives (STOPPED in driver/job/store.py) instead of the script's 143.
-SLURM_STOPS = {"PREEMPTED": "preempted", "OUT_OF_MEMORY": "out_of_memory", "NODE_FAIL": "node_fail"}
-SLURM_END_WAIT = 10.0  # seconds a failed Slurm job's end may take to reach Slurm's state
-
-
-def _slurm_end(p, st):
-    """A Slurm job whose script failed on its own: ask Slurm (up to SLURM_END_WAIT s, until it says the job
-    ended) whether Slurm ended it (preemption, out of memory, node failure); record that as the stop."""
-    slurm = _slurm()
-    deadline = time.time() + SLURM_END_WAIT
-    while True:
-        answer = slurm.query(p["rt"], True, fresh=True)
-        if answer["state"] not in slurm.ACTIVE or time.time() > deadline:
-            break
-        time.sleep(0.25)
-    why = SLURM_STOPS.get(answer["state"] or "")
-    if why:
-        _create_once(p["stopped"], why)
-    return _state(p)
-
-
-def _slurm_state(p, rc, fresh=False):
-    """rc, alive, lost and Slurm's view of a Slurm job: the launcher's pid means nothing on a login node."""
-    slurm = _slurm()
-    started = _read(p["started"])
-    lost = None
-    if rc is None:
-        answer = slurm.query(p["rt"], started, fresh=fresh)
-        alive = answer["state"] is None or answer["state"] in slurm.ACTIVE
-        if not alive:
-            rc = _read(p["rc"])  # written by the launcher since
-        if rc is None and not alive:
-            lost = slurm.END_WHY.get(answer["state"], "killed") if started else "never_started"
-    else:
-        alive = False
-        answer = {"id": slurm.job_id(p["rt"]), "state": None, "reason": ""}
-        with contextlib.suppress(OSError, ValueError), open(os.path.join(p["rt"], slurm.ANSWER)) as f:
-            answer = json.load(f)
-        if answer.get("state") in slurm.ACTIVE or not answer.get("state"):
-            answer["state"] = "COMPLETED" if rc == "0" else "FAILED"  # Slurm's own follows soon
-    info = {
-        "id": answer.get("id"),
-        "state": answer.get("state"),
-        "reason": answer.get("reason") or "",
-        "nodes": _read(os.path.join(p["rt"], "node")) or answer.get("nodes") or "",
-    }
-    return rc, alive, lost, info
+    if executor is not None:
+        state[_read(os.path.join(p["rt"], OWN_EXECUTOR))] = own
+    return state
 
 
 def cmd_poll(job, offset, wait, maxbytes):
@@ -707,13 +561,9 @@ def cmd_poll(job, offset, wait, maxbytes):
         with open(p["log"], "rb") as f:
             f.seek(offset)
             data = f.read(min(st["size"] - offset, maxbytes))
-    if (
-        st["rc"] not in (None, 0)
-        and st.get("slurm")
-        and not st["stopped"]
-        and offset + len(data) >= st["size"]
-    ):
-        st = _slurm_end(p, st)
+    executor = _executor(p) if st["rc"] not in (None, 0) and not st["stopped"] else None
+    if executor is not None and offset + len(data) >= st["size"]:
+        st = executor.end(_ctl(), p, st)
     st["offset"] = offset
     st["n"] = len(data)
     # rc was read before the log: when rc is set and these are the last bytes, the log is complete.
@@ -736,9 +586,9 @@ def _reap_later(job, grace):
     deadline = time.time() + grace
     while time.time() < deadline and _read(p["rc"]) is None:
         time.sleep(0.05)
-    if _is_slurm(p):
-        if _read(p["rc"]) is None:
-            _slurm().cancel(p["rt"])  # the launcher did not stop it: Slurm does
+    executor = _executor(p)
+    if executor is not None:
+        executor.reap(_ctl(), p)
         os._exit(0)
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
@@ -748,30 +598,11 @@ def _reap_later(job, grace):
     os._exit(0)
 
 
-def _kill_slurm(job, p, grace, reason):
-    """Stop a Slurm job: a pending one leaves the queue; a running one's launcher is asked to stop it
-    (SIGTERM, SIGKILL after grace), and Slurm cancels it if it still runs KILL_SLACK seconds after that."""
-    running = _read(p["rc"]) is None
-    if running:
-        _create_once(p["stopped"], reason)
-        _write_atomic(os.path.join(p["rt"], "kill_grace"), str(grace))
-        slurm = _slurm()
-        if _read(p["started"]) is None:
-            slurm.cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
-        else:
-            slurm.signal_launcher(p["rt"])
-            _reap_later(job, grace + KILL_SLACK)
-    if _read(p["rc"]) is None:
-        _slurm().query(p["rt"], _read(p["started"]), fresh=True)  # the state below is Slurm's latest
-    st = _state(p)
-    st["signalled"] = running
-    _out(st)
-
-
 def cmd_kill(job, grace, reason=DEFAULT_REASON):
     p = _paths(job)
-    if _is_slurm(p):
-        _kill_slurm(job, p, grace, reason)
+    executor = _executor(p)
+    if executor is not None:
+        _out(executor.kill(_ctl(), job, p, grace, reason))
         return
     launcher = int(_read(p["launcher"]) or 0)
     pgid = int(_read(p["pgid"]) or 0)
@@ -868,10 +699,10 @@ def main(argv):
         cmd_clean(job, float(argv[3]), force=rest == ["force"], stage=stage)
     elif cmd == "launch":
         cmd_launch(job)
-    elif cmd == "run":
-        cmd_run(job)
-    elif cmd == "rank":  # rank JOB -- ARGV...
-        cmd_rank(argv[4:])
+    elif cmd == "run":  # an executor's launcher
+        _executor(_paths(_JOB[0])).run(_ctl(), job)
+    elif cmd == "rank":  # rank JOB -- ARGV...: one node of an executor's multi-node job
+        _executor(_paths(_JOB[0])).rank(_ctl(), argv[4:])
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))
     elif cmd == "kill":

@@ -1,19 +1,30 @@
 """The Slurm executor's host side: submit a job's launcher with sbatch, ask Slurm about it, stop it.
 
-jobctl.py imports it (from the job's .rt/, where the action plugin puts both) for a job whose spec has `slurm`
-(launch) or whose .rt/slurm.json exists (every later command). It runs on a login node with the host's python
-(3.7 or newer, standard library only) and talks to Slurm only through its client commands (sbatch, squeue,
-scancel), never sacct: many sites run without accounting. Nothing here lives longer than one command: the
-job's own launcher (`jobctl.py run`) runs in the allocation, on the shared file system's job directory.
+An executor of its own for jobctl.py (its hooks: launch, run, rank, state, end, kill, reap; see "executors of
+their own" there), which imports it from the job's .rt/, where the action plugin puts both, for a job whose
+spec names executor "slurm" (and, later, whose .rt/executor says so). It runs on a login node with the
+host's python (3.7 or newer, standard library only) and talks to Slurm only through its client commands
+(sbatch, squeue, scancel, scontrol), never sacct: many sites run without accounting. Nothing here lives longer
+than one command on a login node: the job's own launcher (`jobctl.py run`) runs in the allocation, in the job
+directory on the file system login and compute nodes share, where this module keeps its own files:
+.rt/slurm.json (the Slurm job: {"id", "submitted"}), .rt/batch.sh (the batch script), .rt/slurm.out (the batch
+step's own output: Slurm's words on a cancel or a time limit), .rt/slurm.state (Slurm's last answer, reused
+for a few seconds), .rt/node (the nodes the job got), .rt/kill_grace (the grace of a stop `kill` asked for).
+
+The job's spec carries {"executor": "slurm", "slurm": {"sbatch": [options], "name": job name, "python": the
+launcher's python on the nodes (default: this one), and for a multi-node job "nodes", "port", "preflight"}}.
 
 What Slurm says about a job (`query`): {"id", "state" (Slurm's, upper case: PENDING, RUNNING, COMPLETED, ...;
 "GONE" once Slurm forgot the job, None when Slurm could not be asked), "reason" (why it waits), "nodes"}. A
 state in ACTIVE still holds or will hold nodes; END_WHY names why a job that left no exit code ended.
 """
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 
 ACTIVE = frozenset(
@@ -170,3 +181,194 @@ def _scancel(rt, options):
         return _run(["scancel", *options, jid], timeout=30).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+# -- the executor's hooks (jobctl.py calls them with itself as ctl) ------------------------------------------
+KILL_SLACK = 15.0  # seconds past the grace after which a job its launcher did not stop is scancelled
+# Slurm's end of a job whose script did exit (on Slurm's SIGTERM) -> the stop reason recorded for it, whose
+# exit code the driver gives (STOPPED in driver/job/store.py) instead of the script's 143.
+SLURM_STOPS = {"PREEMPTED": "preempted", "OUT_OF_MEMORY": "out_of_memory", "NODE_FAIL": "node_fail"}
+END_WAIT = 10.0  # seconds a failed job's end may take to reach Slurm's state
+LIMIT_SIGNAL = (
+    "SIGUSR1"  # sbatch --signal=B:USR1@... (filter_plugins/executor.py): Slurm's time limit is near
+)
+
+
+def launch(ctl, job, p, spec):
+    """Submit the job's launcher (`jobctl.py run JOB`, in the allocation); the reply of `launch`."""
+    slurm = spec["slurm"]
+    answer = submit(
+        p["rt"],
+        p["work"],
+        slurm.get("python") or sys.executable,
+        os.path.abspath(ctl.__file__),
+        job,
+        slurm.get("sbatch") or [],
+        slurm.get("name") or "remote-trainer",
+    )
+    if "refused" in answer:
+        return {"refused": answer["refused"]}
+    return {"job": job, "launcher": 0, "pgid": 0, "slurm": answer["id"]}
+
+
+def run(ctl, job):
+    """The job's launcher in the allocation (the batch step): what the forked launcher of `launch` does
+    elsewhere, reading the spec that `launch` kept. A stop comes as a signal (`kill`'s, or Slurm's time limit
+    near) or as the stopped file, since no reaper can reach this node."""
+    ctl.arm_stop_signals(getattr(signal, "SIG" + STOP_SIGNAL), getattr(signal, LIMIT_SIGNAL))
+    p = ctl._paths(job)
+    with open(p["spec"]) as f:
+        spec = json.load(f)
+    os.unlink(p["spec"])
+    with contextlib.suppress(OSError):
+        os.setsid()  # the job's session, as a forked launcher has (Slurm still tracks it)
+    ctl._write_atomic(p["launcher"], str(os.getpid()))
+    ctl._write_atomic(os.path.join(p["rt"], "node"), os.environ.get("SLURM_JOB_NODELIST") or os.uname()[1])
+    ctl._write_atomic(p["started"], f"{time.time():.3f}")
+    if os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+        ctl._write_atomic(p["ended"], f"{time.time():.3f}")
+        ctl._write_atomic(p["rc"], str(128 + signal.SIGTERM))
+        sys.exit(128 + signal.SIGTERM)
+    nodes = int(spec["slurm"].get("nodes") or 0)
+    if nodes > 0:
+        # One task per node (srun), each its own rank: the preflight first, then the script; srun --label
+        # puts the task's number before each of its lines.
+        srun = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "--label"]
+        rank_argv = [sys.executable, "-S", os.path.abspath(ctl.__file__), "rank", job, "--"]
+        problem = _preflight(p, spec, srun + rank_argv, nodes)
+        if problem:
+            with open(p["log"], "a") as f:
+                f.write(f"remote-trainer: preflight failed: {problem}\n")
+            ctl._create_once(p["stopped"], "preflight")
+            ctl._write_atomic(p["ended"], f"{time.time():.3f}")
+            ctl._write_atomic(p["rc"], "1")
+            sys.exit(1)
+        spec["argv"] = srun + rank_argv + spec["argv"]
+    ctl._run_launcher(job, p, spec)
+    # The batch step ends with the script's code, so that Slurm's state (FAILED, ExitCode) tells it too.
+    sys.exit(min(255, int(ctl._read(p["rc"]) or 0)))
+
+
+def _preflight(p, spec, prefix, nodes):
+    """The multi-node preflight inside the allocation (preflight.py on every node at once, with the job's
+    python): why the job cannot start (a rank that cannot reach the master, versions that differ), or None."""
+    slurm = spec["slurm"]
+    python = spec.get("python") or spec["argv"][0]
+    preflight = os.path.join(p["rt"], "preflight.py")
+    argv = [*prefix, python, preflight, "@NODE_RANK@", str(nodes), "@MASTER_ADDR@"]
+    argv += [str(slurm.get("port") or 29500), str(slurm.get("preflight") or 20)]
+    env = dict(os.environ)
+    env.update(spec.get("env") or {})
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"srun could not run it: {exc}"
+    answers, errors = {}, []
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        _, _, text = line.partition(": ")
+        with contextlib.suppress(ValueError):
+            answer = json.loads(text)
+            answers[answer["rank"]] = answer
+    for r in range(nodes):
+        answer = answers.get(r)
+        if answer is None:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            errors.append(f"rank {r} gave no answer" + (f" ({tail[0]})" if tail else ""))
+        elif answer.get("error"):
+            errors.append(f"rank {r}: {answer['error']}")
+    versions = {json.dumps(a.get("versions"), sort_keys=True) for a in answers.values()}
+    if not errors and len(versions) > 1:
+        found = "; ".join(f"rank {r} {answers[r].get('versions')}" for r in sorted(answers))
+        errors.append(f"versions differ between ranks: {found}")
+    return "; ".join(errors) or None
+
+
+def first_node(nodelist):
+    """The first host of a Slurm node list (n[1-2],m3 -> n1): MASTER_ADDR of the allocation."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(["scontrol", "show", "hostnames", nodelist], stdout=subprocess.PIPE, timeout=30)
+        names = done.stdout.decode().split()
+        if done.returncode == 0 and names:
+            return names[0]
+    return nodelist.split(",")[0]
+
+
+def rank(ctl, argv):
+    """One node of a multi-node job (a task of srun): its rank and the master address filled in; exec."""
+    node_rank = os.environ.get("SLURM_NODEID", "0")
+    master = first_node(os.environ.get("SLURM_JOB_NODELIST", ""))
+
+    def fill(value):
+        return value.replace("@NODE_RANK@", node_rank).replace("@MASTER_ADDR@", master)
+
+    env = {k: fill(v) for k, v in os.environ.items()}
+    argv = [fill(a) for a in argv]
+    os.execvpe(argv[0], argv, env)
+
+
+def state(ctl, p, rc, fresh=False):
+    """rc, alive, lost and Slurm's view of the job ({id, state, reason, nodes}): the launcher's pid means
+    nothing on a login node."""
+    started = ctl._read(p["started"])
+    lost = None
+    if rc is None:
+        answer = query(p["rt"], started, fresh=fresh)
+        alive = answer["state"] is None or answer["state"] in ACTIVE
+        if not alive:
+            rc = ctl._read(p["rc"])  # written by the launcher since
+        if rc is None and not alive:
+            lost = END_WHY.get(answer["state"], "killed") if started else "never_started"
+    else:
+        alive = False
+        answer = {"id": job_id(p["rt"]), "state": None, "reason": ""}
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(p["rt"], ANSWER)) as f:
+            answer = json.load(f)
+        if answer.get("state") in ACTIVE or not answer.get("state"):
+            answer["state"] = "COMPLETED" if rc == "0" else "FAILED"  # Slurm's own follows soon
+    info = {
+        "id": answer.get("id"),
+        "state": answer.get("state"),
+        "reason": answer.get("reason") or "",
+        "nodes": ctl._read(os.path.join(p["rt"], "node")) or answer.get("nodes") or "",
+    }
+    return rc, alive, lost, info
+
+
+def end(ctl, p, st):
+    """A job whose script failed on its own: ask Slurm (up to END_WAIT s, until it says the job ended)
+    whether Slurm ended it (preemption, out of memory, node failure); record that as the stop."""
+    deadline = time.time() + END_WAIT
+    while True:
+        answer = query(p["rt"], True, fresh=True)
+        if answer["state"] not in ACTIVE or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    why = SLURM_STOPS.get(answer["state"] or "")
+    if why:
+        ctl._create_once(p["stopped"], why)
+    return ctl._state(p)
+
+
+def kill(ctl, job, p, grace, reason):
+    """A pending job leaves the queue; a running one's launcher is asked to stop it (SIGTERM, SIGKILL after
+    grace), and Slurm cancels it if it still runs KILL_SLACK seconds after that (the reaper's `reap`)."""
+    running = ctl._read(p["rc"]) is None
+    if running:
+        ctl._create_once(p["stopped"], reason)
+        ctl._write_atomic(os.path.join(p["rt"], "kill_grace"), str(grace))
+        if ctl._read(p["started"]) is None:
+            cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
+        else:
+            signal_launcher(p["rt"])
+            ctl._reap_later(job, grace + KILL_SLACK)
+    if ctl._read(p["rc"]) is None:
+        query(p["rt"], ctl._read(p["started"]), fresh=True)  # the state below is Slurm's latest
+    st = ctl._state(p)
+    st["signalled"] = running
+    return st
+
+
+def reap(ctl, p):
+    """The reaper's last resort once the grace (and slack) is over: Slurm cancels what the launcher left."""
+    if ctl._read(p["rc"]) is None:
+        cancel(p["rt"])
