@@ -22,14 +22,14 @@ from driver.cli.config import envvar, settings_from_environment
 from driver.cli.options import (
     container_from,
     container_options,
+    executor_option,
     hosts_options,
     requirements_from,
     requirements_options,
-    slurm_from,
-    slurm_options,
 )
 from driver.errors import EXIT_TIMEOUT, DriverError, UsageError
 from driver.execution.events import NOTICE, describe_report
+from driver.executors import slurm
 from driver.job import contract
 from driver.job.spec import JobSpec, parse_duration, parse_env, parse_nodes, parse_nproc
 from driver.job.staging import parse_size
@@ -160,7 +160,8 @@ class _TrainCommand(click.Command):
 @hosts_options
 @requirements_options
 @container_options
-@slurm_options
+@executor_option
+@slurm.cli_options
 @click.option("--no-provision", is_flag=True, help="Skip preparing the host (python, requirements).")
 @click.option(
     "--workdir",
@@ -245,7 +246,7 @@ def train(**params: Any) -> int:
 
     requirements = requirements_from(params)
     container = container_from(params)
-    executor, slurm = slurm_from(params, container)
+    executor, slurm_settings = slurm.from_params(params, container)
     timeout = (
         parse_duration(params["timeout"], given("timeout", "--timeout"))
         if params["timeout"] is not None
@@ -269,7 +270,7 @@ def train(**params: Any) -> int:
         requirements=requirements,
         container=container,
         executor=executor,
-        slurm=slurm,
+        slurm=slurm_settings,
         provision=not params["no_provision"],
         detach=params["detach"],
         output=params["output"],
@@ -359,14 +360,6 @@ def train_document(result: Any, wall: float) -> dict[str, Any]:
     }
 
 
-def slurm_words(slurm: dict[str, Any] | None) -> str:
-    """The summary's words on a job of the Slurm executor (", Slurm job 12 COMPLETED on n1"), else ""."""
-    if not slurm or not slurm.get("id"):
-        return ""
-    on = f" on {slurm['nodes']}" if slurm.get("nodes") else ""
-    return f", Slurm job {slurm['id']} {slurm.get('state') or ''}{on}".rstrip()
-
-
 def summary(result: Any, wall: float) -> list[str]:
     """The end of a foreground `train` on stderr: why it ended, each host's code and time, the outputs."""
     if result.stopped in WHY:
@@ -382,7 +375,7 @@ def summary(result: Any, wall: float) -> list[str]:
         if began is not None and ended is not None:
             took = f", ran {ended - began:.1f} s"
         code = "not started" if o.state == "not_started" else f"exit code {o.rc}"
-        lines.append(f"  {o.host}: {code}{took}{slurm_words(o.result.get('rt_slurm'))}")
+        lines.append(f"  {o.host}: {code}{took}{slurm.summary_words(o.result.get('rt_slurm'))}")
     outputs = outputs_back(result)
     if outputs is not None:
         lines.append(f"  outputs: {outputs}/<host>/")

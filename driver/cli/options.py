@@ -10,7 +10,7 @@ import click
 
 from driver.cli.complete import complete_hosts, complete_paths
 from driver.cli.config import envvar
-from driver.job.spec import Container, Requirements, Slurm
+from driver.job.spec import Container, Requirements
 
 F = Callable[..., Any]
 
@@ -128,47 +128,13 @@ container_options = _stack(
 )
 
 
-slurm_options = _stack(
-    click.option(
-        "--executor",
-        type=click.Choice(["process", "container", "slurm"]),
-        envvar=envvar("executor"),
-        help="How the script starts on each host (default: the inventory's training_job_executor, else "
-        "container with --image, else process); slurm: the host is a Slurm login node, sbatch runs the job.",
-    ),
-    click.option("--partition", help="Slurm: sbatch --partition."),
-    click.option("--account", help="Slurm: sbatch --account."),
-    click.option("--qos", help="Slurm: sbatch --qos."),
-    click.option("--cpus-per-task", metavar="N", help="Slurm: sbatch --cpus-per-task."),
-    click.option("--mem", metavar="SIZE", help="Slurm: sbatch --mem (e.g. 16G)."),
-    click.option("--constraint", help="Slurm: sbatch --constraint."),
-    click.option(
-        "--sbatch",
-        "sbatch_options",
-        multiple=True,
-        metavar="OPTION",
-        help="Slurm: any other sbatch option, as sbatch takes it (repeatable): --sbatch=--exclusive.",
-    ),
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["process", "container", "slurm"]),
+    envvar=envvar("executor"),
+    help="How the script starts on each host (default: the inventory's training_job_executor, else "
+    "container with --image, else process); slurm: the host is a Slurm login node, sbatch runs the job.",
 )
-
-
-def slurm_from(params: dict[str, Any], container: Container) -> tuple[str | None, Slurm]:
-    """Pop the executor and the Slurm options; --gpus goes to Slurm under --executor slurm."""
-    executor = params.pop("executor")
-    gpus = None
-    if executor == "slurm" and not container.wanted and container.gpus:
-        gpus, container.gpus = container.gpus, None
-    slurm = Slurm(
-        partition=params.pop("partition"),
-        account=params.pop("account"),
-        qos=params.pop("qos"),
-        gpus=gpus,
-        cpus_per_task=params.pop("cpus_per_task"),
-        mem=params.pop("mem"),
-        constraint=params.pop("constraint"),
-        options=list(params.pop("sbatch_options")),
-    )
-    return executor, slurm
 
 
 def container_from(params: dict[str, Any]) -> Container:

@@ -6,7 +6,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from driver.errors import (
@@ -20,8 +20,8 @@ from driver.errors import (
     BadWorkdir,
     ScriptIsDirectory,
     ScriptMissing,
-    UsageError,
 )
+from driver.executors.slurm import Slurm
 from driver.job import contract
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.IGNORECASE)
@@ -104,47 +104,6 @@ class Container:
             "keep": True if self.keep else None,
         }
         return {k: v for k, v in given.items() if v is not None}
-
-
-@dataclass
-class Slurm:
-    """What a job asks of sbatch under the slurm executor (--partition and friends); the inventory's
-    training_job_slurm gives the site's defaults under them (roles/training_job/filter_plugins/executor.py).
-
-    Values travel as argv elements to sbatch on the login node, never through a shell; sbatch itself judges
-    them (a refusal is one line with its reason, exit 93).
-    """
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    gpus: str | None = None
-    cpus_per_task: str | None = None
-    mem: str | None = None
-    constraint: str | None = None
-    options: list[str] = field(default_factory=list)
-
-    @property
-    def wanted(self) -> bool:
-        return any(v for v in asdict(self).values())
-
-    def validate(self) -> None:
-        for name, value in asdict(self).items():
-            values = value if isinstance(value, list) else [value]
-            for v in values:
-                if v is not None and (not str(v).strip() or "\n" in str(v) or "\0" in str(v)):
-                    flag = "--sbatch" if name == "options" else "--" + name.replace("_", "-")
-                    raise UsageError(f"invalid {flag} {v!r}", hint=f"give {flag} a value on one line")
-        for option in self.options:
-            if not option.startswith("-"):
-                raise UsageError(
-                    f"invalid --sbatch {option!r}: it is no sbatch option",
-                    hint="give one sbatch option per --sbatch, as sbatch takes it: --sbatch=--exclusive",
-                )
-
-    def contract(self) -> dict[str, object] | None:
-        given = {k: v for k, v in asdict(self).items() if v}
-        return given or None
 
 
 @dataclass

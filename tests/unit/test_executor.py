@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "roles" / "training_job" / "filter_plugins"))
 sys.path.insert(0, str(REPO / "roles" / "training_job" / "files"))
 
-from executor import sbatch_options, slurm_settings, training_job_executor  # noqa: E402  (the role's filter)
+from executor import training_job_executor  # noqa: E402  (the role's filter)
+from executor_slurm import sbatch_options, slurm_settings  # noqa: E402  (the Slurm executor's)
 from jobctl_slurm import END_WHY, _reason  # noqa: E402  (the host side)
 
 

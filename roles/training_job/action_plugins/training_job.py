@@ -99,24 +99,45 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
     """How the script starts on this host: the launcher's part of spec.json (jobctl.py).
 
     The one place that turns the host's executor (host["executor"], decided by filter_plugins/executor.py)
-    into the host's command: `process` (the host's python or the provisioned venv's), `container`
-    (host["container"] set: the engine runs the script in the image) or `slurm` (the host's python, in an
-    allocation that sbatch asks for). Returns {"argv", "env" (the rendezvous environment of a multi-node
-    job), for a container "expand", "term" and "stop", for Slurm "slurm" (jobctl.py)}. env_names are the
-    names of every variable the script gets (their values travel in the spec, never in argv).
+    into the host's command, through COMMANDS: `process` (the host's python or the provisioned venv's),
+    `container` (host["container"] set: the engine runs the script in the image) or `slurm` (the host's
+    python, in an allocation that sbatch asks for). Returns {"argv", "env" (the rendezvous environment of a
+    multi-node job), for a container "expand", "term" and "stop", for an executor of its own on the host
+    "executor" (its module jobctl_NAME.py, sent with jobctl), "host_files" (more files it needs there) and its
+    settings (jobctl.py)}. env_names are the names of every variable the script gets (their values travel
+    in the spec, never in argv).
     """
     executor = host.get("executor") or ("container" if host.get("container") else "process")
-    if executor == "slurm":
-        return slurm_command(job, host, script, args)
+    if executor in COMMANDS:
+        return COMMANDS[executor](job, host, script, args, env_names)
+    if executor not in _role_module("executor").EXECUTORS:
+        raise AnsibleActionFail(f"unknown executor {executor!r}")
+    # An executor of its own: its command in filter_plugins/executor_NAME.py (its host side: jobctl_NAME.py).
+    return _role_module(f"executor_{executor}").command(job, host, script, args, env_names, rank_command)
+
+
+def rank_command(*args, **kwargs):
+    """filter_plugins/executor.py's rank_command: one node's command and rendezvous environment."""
+    return _role_module("executor").rank_command(*args, **kwargs)
+
+
+def process_command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
+    """The process executor: the host's python (or the provisioned venv's) runs the script."""
+    nodes = int(host.get("nodes") or 0)
+    rank, addr = int(host.get("rank") or 0), str(host.get("master_addr") or "")
+    argv, env = rank_command(job, host["python"], script, args, nodes, rank, addr)
+    return {"argv": argv, "env": env, "python": host["python"]}
+
+
+def container_command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
+    """The container executor: the host's engine runs the script in the job's image."""
     container = host.get("container") or {}
-    python = job["container"]["python"] if container else host["python"]
+    if not container:
+        raise AnsibleActionFail("the container executor without a container engine on this host")
+    python = job["container"]["python"]
     nodes = int(host.get("nodes") or 0)
     rank, addr = int(host.get("rank") or 0), str(host.get("master_addr") or "")
     argv, env_s = rank_command(job, python, script, args, nodes, rank, addr)
-    if not container:
-        if executor != "process":
-            raise AnsibleActionFail(f"executor {job['executor']!r} without a container engine on this host")
-        return {"argv": argv, "env": env_s, "python": python}
     engine, name = container_engine_argv(job, container)
     launch: dict = {}
     packages = container.get("packages") or ""
@@ -136,59 +157,6 @@ def command(job: dict, host: dict, script: str, args: list[str], env_names: list
         "term": [container["path"], "kill", "--signal=TERM", name],
         "stop": container_stop(job, container, name),
     }
-
-
-def rank_command(
-    job: dict, python: str, script: str, args: list[str], nodes: int, rank: int | str, addr: str
-) -> tuple[list[str], dict[str, str]]:
-    """The command of one node of a job (nodes 0: a job of its own) and its rendezvous environment: NODE_RANK,
-    NNODES, MASTER_ADDR, MASTER_PORT, and WORLD_SIZE, RANK... or torchrun's options. rank and addr may be
-    jobctl's placeholders (RANK_MARK, MASTER_MARK), filled in on each node of a Slurm allocation."""
-    if nodes <= 0:
-        return [python, script, *args], {}
-    port = int(job["master_port"])
-    nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
-    env: dict[str, object] = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
-    if job["launcher"] == "torchrun":
-        argv = [
-            python,
-            "-m",
-            "torch.distributed.run",
-            f"--nnodes={nodes}",
-            f"--nproc-per-node={nproc}",
-            f"--node-rank={rank}",
-            f"--master-addr={addr}",
-            f"--master-port={port}",
-        ]
-        if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
-            env["WORLD_SIZE"] = nodes * int(nproc)
-    else:
-        argv = [python]
-        env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
-    return [*argv, script, *args], {k: str(v) for k, v in env.items()}
-
-
-# Filled in by `jobctl.py rank` on each node of a Slurm allocation (its node id, the allocation's first node).
-RANK_MARK, MASTER_MARK = "@NODE_RANK@", "@MASTER_ADDR@"
-
-
-def slurm_command(job: dict, host: dict, script: str, args: list[str]) -> dict:
-    """The slurm executor: the script under the host's python, its launcher submitted with sbatch options from
-    the job's and the site's settings (host["slurm"], merged by the playbook) and the job's timeout. A job of
-    N nodes gets one allocation of N nodes, one task each: its launcher runs the preflight and then the
-    script on every node (srun), each with its rank filled in there."""
-    nodes = int(host.get("nodes") or 0)
-    options = _role_module("executor").sbatch_options(
-        host.get("slurm") or {},
-        nodes=nodes,
-        timeout=float(job["timeout"] or 0),
-        grace=float(job["grace"] or 0),
-    )
-    argv, env = rank_command(job, host["python"], script, args, nodes, RANK_MARK, MASTER_MARK)
-    slurm: dict = {"sbatch": options, "name": f"rt-{job['id']}"}
-    if nodes > 0:
-        slurm.update(nodes=nodes, port=int(job["master_port"]), preflight=float(job["preflight_timeout"]))
-    return {"executor": "slurm", "argv": argv, "env": env, "python": host["python"], "slurm": slurm}
 
 
 def merged_env(inventory_env: dict, launch_env: dict, user_env: dict) -> dict:
@@ -238,6 +206,10 @@ def container_stop(job: dict, container: dict, name: str) -> list[str]:
     if container["name"] == "podman":
         return [engine, "rm", "--force", "--time=0", "--ignore", name]
     return [engine, "rm", "--force", name]
+
+
+# The commands of the executors that jobctl.py itself carries out (any other: an executor of its own).
+COMMANDS = {"process": process_command, "container": container_command}
 
 
 class ActionModule(ActionBase):
@@ -320,12 +292,9 @@ class ActionModule(ActionBase):
             inventory_env = {str(k): str(v) for k, v in (host.get("environment") or {}).items()}
             user_env = spec_in.get("env", {})
             launch = command(job, host, rel, spec_in.get("args", []), [*inventory_env, *user_env])
-            if "slurm" in launch:  # the Slurm executor's host side, next to jobctl (and the preflight)
-                for name in (
-                    ("jobctl_slurm.py", "preflight.py")
-                    if launch["slurm"].get("nodes")
-                    else ("jobctl_slurm.py",)
-                ):
+            if launch.get("executor"):  # an executor of its own: its host side (and the preflight) by jobctl
+                names = [f"jobctl_{launch['executor']}.py", *launch.pop("host_files", [])]
+                for name in names:
                     with open(self._find_needle("files", name), "rb") as f:
                         _add_bytes(tar, f".rt/{name}", f.read(), 0o600)
             spec = {

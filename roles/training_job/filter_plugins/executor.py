@@ -1,34 +1,17 @@
-"""The job's executor, decided in one place, and what the Slurm executor asks of sbatch.
+"""The job's executor, decided in one place, and what every executor shares: one node's command.
 
 An executor is the way a job's script is started on a host: `process` (the host's python, or the provisioned
 venv's), `container` (an engine runs it in an image) or `slurm` (the host is a Slurm login node: sbatch puts
 the job's launcher in an allocation). `training_job_executor` picks it per host; the action plugin turns it
-into the host's command (`command`) and, for Slurm, into sbatch options (`sbatch_options`). jobctl.py (and
-jobctl_slurm.py) carry it out on the host.
+into the host's command (its `command`): itself for process and container, which jobctl.py carries out on the
+host, and through the executor's own modules for the others: filter_plugins/executor_NAME.py here (its
+`command`, its filters) and files/jobctl_NAME.py on the host (jobctl.py's "executors of their own"). A new
+executor is those two modules and its name in EXECUTORS (and in the role's argument_specs choices).
 """
 
 from __future__ import annotations
 
-import math
-
 EXECUTORS = ("process", "container", "slurm")
-# Settings of the Slurm executor (the job's `slurm`, the inventory's training_job_slurm) -> sbatch option.
-SBATCH_FLAGS = {
-    "partition": "--partition",
-    "account": "--account",
-    "qos": "--qos",
-    "gpus": "--gpus",
-    "cpus_per_task": "--cpus-per-task",
-    "mem": "--mem",
-    "constraint": "--constraint",
-}
-# Minutes of Slurm's time limit beyond --timeout and --grace: the job's own launcher stops it first (SIGTERM,
-# then SIGKILL after the grace, exit 124); Slurm's limit only catches a launcher that could not.
-TIME_SLACK = 60.0
-# Asked of Slurm for every job: SIGUSR1 to the launcher (the batch step) --grace (+10 s) before Slurm's time
-# limit, wherever that limit comes from (the site's partition, --sbatch=--time); the launcher then stops the
-# script as --timeout does (SIGTERM, SIGKILL after the grace; exit 124). Slurm may send it up to 60 s early.
-LIMIT_SIGNAL = "USR1"
 
 
 def training_job_executor(job_executor: str, inventory_executor: str = "", image: str = "") -> str:
@@ -47,32 +30,36 @@ def training_job_executor(job_executor: str, inventory_executor: str = "", image
     return "container" if image else "process"
 
 
-def slurm_settings(job_slurm: dict | None, site: dict | None) -> dict:
-    """The job's Slurm settings over the site's (the inventory's training_job_slurm, per host or group): a
-    value the job sets wins, and the job's extra sbatch options come after the site's."""
-    site = dict(site or {})
-    job_slurm = dict(job_slurm or {})
-    merged = {k: v for k, v in site.items() if k != "options"}
-    merged.update({k: v for k, v in job_slurm.items() if k != "options" and v not in (None, "")})
-    merged["options"] = [str(o) for o in [*(site.get("options") or []), *(job_slurm.get("options") or [])]]
-    return merged
-
-
-def sbatch_options(settings: dict, nodes: int = 0, timeout: float = 0.0, grace: float = 0.0) -> list[str]:
-    """sbatch's options for a job (each one argv element: no value meets a shell): the named settings, the
-    nodes of a multi-node job (one task each), a time limit past --timeout and --grace, then the extra ones
-    (so that a site's or a user's own option has the last word)."""
-    options = [
-        f"{flag}={settings[key]}" for key, flag in SBATCH_FLAGS.items() if settings.get(key) not in (None, "")
-    ]
-    if nodes > 0:
-        options += [f"--nodes={nodes}", "--ntasks-per-node=1"]
-    if timeout and timeout > 0:
-        options.append(f"--time={max(1, math.ceil((timeout + grace + TIME_SLACK) / 60))}")
-    options.append(f"--signal=B:{LIMIT_SIGNAL}@{math.ceil(grace) + 10}")
-    return options + [str(o) for o in settings.get("options") or []]
+def rank_command(
+    job: dict, python: str, script: str, args: list[str], nodes: int, rank: int | str, addr: str
+) -> tuple[list[str], dict[str, str]]:
+    """The command of one node of a job (nodes 0: a job of its own) and its rendezvous environment: NODE_RANK,
+    NNODES, MASTER_ADDR, MASTER_PORT, and WORLD_SIZE, RANK... or torchrun's options. rank and addr may be
+    jobctl's placeholders (RANK_MARK, MASTER_MARK), filled in on each node of a Slurm allocation."""
+    if nodes <= 0:
+        return [python, script, *args], {}
+    port = int(job["master_port"])
+    nproc = str(job["nproc_per_node"])  # a number, or torchrun's gpu, cpu, auto
+    env: dict[str, object] = {"NODE_RANK": rank, "NNODES": nodes, "MASTER_ADDR": addr, "MASTER_PORT": port}
+    if job["launcher"] == "torchrun":
+        argv = [
+            python,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={nodes}",
+            f"--nproc-per-node={nproc}",
+            f"--node-rank={rank}",
+            f"--master-addr={addr}",
+            f"--master-port={port}",
+        ]
+        if nproc.isdigit():  # else torchrun counts the processes (and sets WORLD_SIZE for each)
+            env["WORLD_SIZE"] = nodes * int(nproc)
+    else:
+        argv = [python]
+        env.update(WORLD_SIZE=nodes, RANK=rank, LOCAL_RANK=0, LOCAL_WORLD_SIZE=1)
+    return [*argv, script, *args], {k: str(v) for k, v in env.items()}
 
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"training_job_executor": training_job_executor, "training_job_slurm_settings": slurm_settings}
+        return {"training_job_executor": training_job_executor}
