@@ -413,3 +413,39 @@ def test_a_node_that_dies_ends_the_job_with_95(idle, tmp_path):
     assert proc.returncode == 95, err
     (line,) = error_lines(err)
     assert "a node of its Slurm allocation failed (NODE_FAIL)" in line
+
+
+SQUEUE_COUNTER = """#!/bin/sh
+# Counts the calls of squeue (the test's), then runs the real one.
+echo "$*" >> /tmp/squeue-calls
+exec /usr/bin/squeue "$@"
+"""
+
+
+def test_slurm_is_polled_gently_whatever_the_number_of_jobs(idle, tmp_path):
+    """Four detached jobs wait behind a job that holds every node while four `driver logs -f` follow them for
+    12 s: the login node asks squeue about once every 2 s for all of them, not once per job and poll."""
+    state = tmp_path / "state"
+    idle.exec("login1", ["sh", "-c", f"cat > /usr/local/bin/squeue <<'EOF'\n{SQUEUE_COUNTER}EOF\n"
+                         "chmod 755 /usr/local/bin/squeue; rm -f /tmp/squeue-calls"])  # fmt: skip
+    try:
+        blocker = idle.hosts.ssh("login2", BLOCKER).stdout.strip()
+        inv = inventory(idle, tmp_path / "hosts.ini")
+        jobs = []
+        for _ in range(4):
+            started = run_driver(["train", COUNTER, "-i", inv, "-d", "--", "1", "0", "0"], state)
+            assert started.returncode == 0, started.stderr
+            jobs.append(started.stdout.strip().splitlines()[-1])
+        idle.exec("login1", ["rm", "-f", "/tmp/squeue-calls"])
+        followers = [start_driver(["logs", "-f", job], state) for job in jobs]
+        time.sleep(12)
+        calls = idle.exec(
+            "login1", ["sh", "-c", "cat /tmp/squeue-calls 2>/dev/null || true"]
+        ).stdout.splitlines()
+        idle.hosts.ssh("login2", f"scancel {blocker}")
+        for proc in followers:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    finally:
+        idle.exec("login1", ["rm", "-f", "/usr/local/bin/squeue"])
+    assert 3 <= len(calls) <= 10, calls  # 12 s / 2 s, and a few for the followers' starts

@@ -234,10 +234,11 @@ def main(argv):
         return build(json.loads(argv[2]))
     if argv[1] == "prune":
         return prune(os.path.expanduser(argv[2]))
+    jobs_root = os.path.expanduser(os.path.expandvars(argv[3])) if len(argv) > 3 else ""  # $SCRATCH/jobs too
     if argv[1] == "list":
-        return list_sets(os.path.expanduser(argv[2]), os.path.expanduser(argv[3]))
+        return list_sets(os.path.expanduser(argv[2]), jobs_root)
     if argv[1] == "evict":
-        return evict(os.path.expanduser(argv[2]), os.path.expanduser(argv[3]), float(argv[4]), int(argv[5]))
+        return evict(os.path.expanduser(argv[2]), jobs_root, float(argv[4]), int(argv[5]))
     raise SystemExit(f"unknown command {argv[1]!r}")
 
 

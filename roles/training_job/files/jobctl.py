@@ -657,6 +657,8 @@ def cmd_clean(root, age, force=False, stage=None):
     removed, kept, uncollected = [], 0, []
     now = time.time()
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if name.startswith("."):  # an executor's shared files (Slurm's queue), no job
+            continue
         job = os.path.join(root, name)
         p = _paths(job)
         ended = _read(p["ended"])

@@ -54,7 +54,7 @@ END_WHY = {
     "DEADLINE": "time_limit",
     "CANCELLED": "cancelled",
 }
-# Seconds an answer of squeue is reused (one call every few seconds per job, whatever the number of polls).
+# Seconds an answer of squeue is reused (one call every few seconds, whatever the number of jobs and polls).
 ASK_EVERY_PENDING = 2.0
 ASK_EVERY_RUNNING = 10.0
 STOP_SIGNAL = "USR2"  # what `kill` sends the launcher (the batch step's only process) to stop the job
@@ -124,43 +124,103 @@ def job_id(rt):
 
 
 def query(rt, started, fresh=False):
-    """What Slurm says about the job now (an answer younger than a few seconds is reused unless fresh)."""
+    """What Slurm says about the job now. Unless fresh, from one answer about all of the user's jobs that
+    the jobs of this root share (QUEUE, next to the job directories), asked again only when it is older than
+    a few seconds (or than this job): one squeue every few seconds whatever the number of jobs and polls."""
     jid = job_id(rt)
-    answer_path = os.path.join(rt, ANSWER)
+    every = ASK_EVERY_RUNNING if started else ASK_EVERY_PENDING
+    answer = None
     if not fresh:
-        try:
-            with open(answer_path) as f:
-                saved = json.load(f)
-            every = ASK_EVERY_RUNNING if started and saved.get("state") == "RUNNING" else ASK_EVERY_PENDING
-            stale = started and saved.get("state") == "PENDING"  # the launcher runs: it left the queue
-            if not stale and (saved.get("state") not in ACTIVE or time.time() - float(saved["t"]) < every):
-                return saved
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    answer = {"id": jid, "state": None, "reason": "", "nodes": "", "t": time.time()}
-    try:
-        done = _run(["squeue", "-h", "-t", "all", "-j", jid, "-o", "%T|%r|%N"], timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return answer
-    out = done.stdout.decode("utf-8", "replace").strip()
-    err = done.stderr.decode("utf-8", "replace")
-    if done.returncode == 0 and out:
-        state, _, rest = out.splitlines()[0].partition("|")
-        reason, _, nodes = rest.partition("|")
-        reason = reason.strip()
-        answer.update(state=state.strip(), reason="" if reason == "None" else reason, nodes=nodes.strip())
-    elif "Invalid job id" in err or (done.returncode == 0 and not out):
-        answer["state"] = "GONE"  # purged after MinJobAge: Slurm no longer knows it
-    else:
-        return answer  # the controller did not answer: unknown, not ended
-    try:
-        tmp = f"{answer_path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(answer, f)
-        os.rename(tmp, answer_path)
-    except OSError:
-        pass
+        queue = _read_json(_queue_path(rt))
+        if queue and time.time() - queue.get("t", 0) < every and queue.get("t", 0) > _submitted(rt):
+            answer = _answer_of(jid, queue)
+            if started and answer["state"] == "PENDING":
+                answer = None  # the launcher runs: it left the queue since
+    if answer is None:
+        queue = _ask_all(rt, every) if not fresh else _ask(jid)
+        if queue is None:  # the controller did not answer: unknown, not ended
+            return {"id": jid, "state": None, "reason": "", "nodes": "", "t": time.time()}
+        answer = _answer_of(jid, queue)
+    _write_json(os.path.join(rt, ANSWER), answer)  # the job's last word from Slurm (its final state)
     return answer
+
+
+QUEUE = ".slurm-queue.json"
+
+
+def _queue_path(rt):
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(rt))), QUEUE)
+
+
+def _submitted(rt):
+    try:
+        with open(os.path.join(rt, INFO)) as f:
+            return float(json.load(f).get("submitted") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0.0
+
+
+def _squeue(selector):
+    """{id: [state, reason, nodes]} of the jobs squeue lists for selector, or None when it did not answer."""
+    try:
+        done = _run(["squeue", "-h", "-t", "all", *selector, "-o", "%i|%T|%r|%N"], timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    err = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0 and "Invalid job id" not in err:
+        return None
+    jobs = {}
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) == 4:
+            jobs[fields[0]] = [fields[1], "" if fields[2] == "None" else fields[2], fields[3]]
+    return {"t": time.time(), "jobs": jobs}
+
+
+def _ask(jid):
+    return _squeue(["-j", jid])
+
+
+def _ask_all(rt, every):
+    """All of this user's jobs at once, shared through the queue file of the jobs' root: one caller asks
+    (under the file's lock), the others that waited for it read its answer."""
+    import fcntl
+    import pwd
+
+    path = _queue_path(rt)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        queue = _read_json(path)
+        if queue and time.time() - queue.get("t", 0) < every and queue.get("t", 0) > _submitted(rt):
+            return queue  # asked while this caller waited for the lock
+        queue = _squeue(["-u", pwd.getpwuid(os.getuid()).pw_name])
+        if queue is not None:
+            _write_json(path, queue)
+    return queue
+
+
+def _answer_of(jid, queue):
+    state, reason, nodes = queue["jobs"].get(jid) or ["GONE", "", ""]  # GONE: purged after MinJobAge
+    return {"id": jid, "state": state, "reason": reason, "nodes": nodes, "t": queue["t"]}
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path, value):
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(value, f)
+        os.rename(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def signal_launcher(rt):
