@@ -86,8 +86,8 @@ def test_a_trainjob_queued_to_slurm_shows_the_queue_then_the_output_and_fails_wi
     assert proc.returncode == 3, err
     assert "line 0\n" in out and out.endswith("end\n"), out
     logs = kubectl(kube, "logs", "-l", f"jobset.sigs.k8s.io/jobset-name={name}", "--tail=-1")
-    queued = logs.index("is queued")
-    assert queued < logs.index("is running on n") < logs.index("line 0"), logs
+    assert "is queued" in logs and "is running on n" in logs, logs
+    assert logs.index("is queued") < logs.index("is running on n") < logs.index("line 0"), logs
     kubectl(kube, "delete", "trainjob", name, "--wait=false")
 
 
