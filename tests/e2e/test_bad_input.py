@@ -156,6 +156,9 @@ def test_unknown_host_key_is_refused_unless_accepted(testhosts, tmp_path):
     inventory = host_inventory(tmp_path, testhosts, known_hosts=str(known), strict="")
     res = run_driver(["train", HELLO, "-i", str(inventory)], tmp_path)
     assert_clean_failure(res, 72, "th1", tmp_path)
+    assert "unknown" in error_lines(res.stderr)[0]  # not "changed": that one warns of an attack
+    hint = next(line for line in res.stderr.splitlines() if line.startswith("hint:"))
+    assert "--accept-new-host-keys" in hint and "known_hosts" in hint and "attack" not in hint
     assert known.read_text() == ""
 
     res = run_driver(["train", HELLO, "-i", str(inventory), "--accept-new-host-keys"], tmp_path)

@@ -323,17 +323,6 @@ def test_changed_host_key_says_so(testhosts, tmp_path):
     assert "attack" in hint and f'ssh-keygen -f "{known}" -R' in hint
 
 
-def test_unknown_host_key_says_so(testhosts, tmp_path):
-    known = tmp_path / "known_hosts"
-    known.write_text("")
-    inventory = host_inventory(tmp_path, testhosts, known_hosts=str(known), strict="")
-    res = run_driver(["train", HELLO, "-i", str(inventory)], tmp_path)
-    assert_clean_failure(res, 72, "th1", tmp_path)
-    assert "unknown" in error_lines(res.stderr)[0]
-    hint = next(line for line in res.stderr.splitlines() if line.startswith("hint:"))
-    assert "--accept-new-host-keys" in hint and "known_hosts" in hint and "attack" not in hint
-
-
 def test_more_nodes_than_hosts(testhosts, tmp_path):
     res = run_driver(["train", HELLO, "-i", str(testhosts.inventory_path), "--nodes", "3"], tmp_path)
     assert_clean_failure(res, 80, "--nodes 3", tmp_path)
