@@ -132,12 +132,10 @@ def query(rt, started, fresh=False):
     answer = None
     if not fresh:
         queue = _read_json(_queue_path(rt))
-        if queue and time.time() - queue.get("t", 0) < every and queue.get("t", 0) > _submitted(rt):
+        if _usable(queue, rt, jid, started, every):
             answer = _answer_of(jid, queue)
-            if started and answer["state"] == "PENDING":
-                answer = None  # the launcher runs: it left the queue since
     if answer is None:
-        queue = _ask_all(rt, every) if not fresh else _ask(jid)
+        queue = _ask_all(rt, jid, started, every) if not fresh else _ask(jid)
         if queue is None:  # the controller did not answer: unknown, not ended
             return {"id": jid, "state": None, "reason": "", "nodes": "", "t": time.time()}
         answer = _answer_of(jid, queue)
@@ -181,7 +179,15 @@ def _ask(jid):
     return _squeue(["-j", jid])
 
 
-def _ask_all(rt, every):
+def _usable(queue, rt, jid, started, every):
+    """Whether the shared answer still speaks for this job: younger than `every`, asked after the job was
+    submitted, and not saying it waits when its launcher already runs."""
+    if not queue or time.time() - queue.get("t", 0) >= every or queue.get("t", 0) <= _submitted(rt):
+        return False
+    return not (started and _answer_of(jid, queue)["state"] == "PENDING")
+
+
+def _ask_all(rt, jid, started, every):
     """All of this user's jobs at once, shared through the queue file of the jobs' root: one caller asks
     (under the file's lock), the others that waited for it read its answer."""
     import fcntl
@@ -191,7 +197,7 @@ def _ask_all(rt, every):
     with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         queue = _read_json(path)
-        if queue and time.time() - queue.get("t", 0) < every and queue.get("t", 0) > _submitted(rt):
+        if _usable(queue, rt, jid, started, every):
             return queue  # asked while this caller waited for the lock
         queue = _squeue(["-u", pwd.getpwuid(os.getuid()).pw_name])
         if queue is not None:
