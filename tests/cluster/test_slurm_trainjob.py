@@ -76,9 +76,12 @@ def test_a_trainjob_queued_to_slurm_shows_the_queue_then_the_output_and_fails_wi
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while not any("PENDING" in q for q in sc.queue() if q.split()[0] != blocker):
-            assert time.monotonic() < deadline and proc.poll() is None, "the TrainJob never reached the queue"
+        selector = f"jobset.sigs.k8s.io/jobset-name={name}"
+        # The pod's log says it waits (the driver's first poll saw it pending) before the nodes are freed.
+        while "is queued" not in kubectl(kube, "logs", "-l", selector, "--tail=-1", check=False):
+            assert time.monotonic() < deadline and proc.poll() is None, "the pod never said it was queued"
             time.sleep(1)
+        assert any("PENDING" in q for q in sc.queue() if q.split()[0] != blocker), sc.queue()
         sc.hosts.ssh("login1", f"scancel {blocker}")
         out, err = proc.communicate(timeout=300)
     finally:
