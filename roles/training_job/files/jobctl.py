@@ -546,6 +546,8 @@ def _state(p):
 def cmd_poll(job, offset, wait, maxbytes):
     p = _paths(job)
     deadline = time.time() + wait
+    # An executor of its own may check less often (its job's files on a shared file system).
+    interval = getattr(_executor(p), "CHECK_INTERVAL", CHECK_INTERVAL)
     while True:
         st = _state(p)
         if st["size"] > offset:
@@ -555,7 +557,7 @@ def cmd_poll(job, offset, wait, maxbytes):
             break
         if st["rc"] is not None or not st["alive"] or time.time() >= deadline:
             break
-        time.sleep(CHECK_INTERVAL)
+        time.sleep(interval)
     data = b""
     if st["size"] > offset:
         with open(p["log"], "rb") as f:

@@ -57,6 +57,7 @@ END_WHY = {
 # Seconds an answer of squeue is reused (one call every few seconds, whatever the number of jobs and polls).
 ASK_EVERY_PENDING = 2.0
 ASK_EVERY_RUNNING = 10.0
+CHECK_INTERVAL = 0.1  # seconds between a poll's checks of the log and state (files on a shared file system)
 STOP_SIGNAL = "USR2"  # what `kill` sends the launcher (the batch step's only process) to stop the job
 BATCH = "batch.sh"
 INFO = "slurm.json"
@@ -139,7 +140,7 @@ def query(rt, started, fresh=False):
         if queue is None:  # the controller did not answer: unknown, not ended
             return {"id": jid, "state": None, "reason": "", "nodes": "", "t": time.time()}
         answer = _answer_of(jid, queue)
-    _write_json(os.path.join(rt, ANSWER), answer)  # the job's last word from Slurm (its final state)
+        _write_json(os.path.join(rt, ANSWER), answer)  # the job's last word from Slurm (its final state)
     return answer
 
 
