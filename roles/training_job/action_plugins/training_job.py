@@ -28,11 +28,12 @@ Every failure carries its kind in the fact `training_job_failure` ({kind, msg, .
 to exit codes (driver/errors.py). How the script is started on the host is the job's `executor`, turned
 into the host's command in one place (`command`).
 
-Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched`, `out`
-or `conn`), `h` (inventory host), for `out` the log offset `o` and base64 bytes `d`, for `conn` (a followed
-host's connection) the state `s` (`lost`, `back`, or `gone`: given up after `reconnect` seconds, the task
-then fails as unreachable while the job goes on), the offset `o` and the wait `w`. Under plain
-ansible-playbook (not ansible-runner) the lines themselves are displayed, prefixed with the host.
+Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched`, `out`,
+`conn` or `queue`), `h` (inventory host), for `out` the log offset `o` and base64 bytes `d`, for `conn` (a
+followed host's connection) the state `s` (`lost`, `back`, or `gone`: given up after `reconnect` seconds, the
+task then fails as unreachable while the job goes on), the offset `o` and the wait `w`, for `queue` (a job of
+an executor with a queue: Slurm) its `id`, state `s`, reason `r` and nodes `n`, sent when they change.
+Under plain ansible-playbook (not ansible-runner) the lines themselves are displayed, prefixed with the host.
 """
 
 from __future__ import annotations
