@@ -492,6 +492,11 @@ class ActionModule(ActionBase):
         record["h"] = self._host
         if self._records:
             display.display(RELAY_MARKER + " " + json.dumps(record, separators=(",", ":")))
+        elif record["k"] == "queue":  # where a Slurm job stands, for the user of a plain playbook too
+            why = f" ({record['r']})" if record.get("r") else ""
+            display.display(
+                f"[{self._host}] Slurm job {record['id']}: {record['s']}{why} {record.get('n', '')}".rstrip()
+            )
         elif record["k"] == "out":
             import re  # only this path splits lines itself
 
