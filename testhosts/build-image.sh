@@ -9,14 +9,15 @@
 #   localhost/remote-trainer-testhost-slurm:bookworm    testhosts/slurm, on testhost (the Slurm test cluster)
 # The host images carry a label with a hash of testhosts/image plus the base
 # image ID; a change to either rebuilds them. FORCE=1 rebuilds everything,
-# base included. MIRROR overrides the Debian mirror. Needs root (debootstrap)
-# and a configured podman (.ci/setup-podman.sh).
+# base included. The Debian mirror is the one this machine's apt sources name for
+# the suite, or MIRROR. Needs root (debootstrap) and a configured podman
+# (.ci/setup-podman.sh).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 context="$here/image"
 suite=bookworm
-mirror=${MIRROR:-http://deb.debian.org/debian}
+mirror=${MIRROR:-}
 base=localhost/debian-min:$suite
 image=localhost/remote-trainer-testhost:$suite
 image_nopython=localhost/remote-trainer-testhost-nopython:$suite
@@ -33,9 +34,54 @@ force=${FORCE:-0}
 
 log() { echo "build-image.sh: $*" >&2; }
 
+# The first Debian mirror this machine's apt sources name for SUITE (deb822 .sources files, then one-line
+# .list files), so that no mirror is written here.
+apt_mirror() {
+    python3 - "$1" <<'PY'
+import glob, re, sys
+suite = sys.argv[1]
+for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    with open(path) as f:
+        stanzas = f.read().split("\n\n")
+    for stanza in stanzas:
+        fields = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or line[:1].isspace() or ":" not in line:
+                continue
+            key, value = line.split(":", 1)
+            fields[key.strip().lower()] = value.split()
+        if (
+            "deb" in fields.get("types", [])
+            and suite in fields.get("suites", [])
+            and fields.get("enabled", ["yes"])[0].lower() != "no"
+            and fields.get("uris")
+        ):
+            print(fields["uris"][0])
+            sys.exit(0)
+for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        words = re.sub(r"\[[^]]*\]", "", line.split("#")[0]).split()
+        if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
+            print(words[1])
+            sys.exit(0)
+sys.exit(1)
+PY
+}
+
 image_exists() { podman image exists "$1"; }
 
 build_base() {
+    if [ -z "$mirror" ]; then
+        mirror=$(apt_mirror "$suite") || {
+            log "no Debian mirror for $suite in this machine's apt sources (/etc/apt/sources.list*): set MIRROR=URL"
+            exit 1
+        }
+    fi
     root=$(mktemp -d /var/tmp/debian-min.XXXXXX)
     # The tree's top is the image's /: 0755, as on any system (mktemp's 0700 would lock every user but root
     # out of the whole image, say a job run with --user).
