@@ -314,6 +314,11 @@ FAILURE_KINDS: dict[str, tuple[type[DriverError], str | None]] = {
         "fix that value (`sinfo -s` on the login node lists partitions; `sacctmgr show assoc user=$USER` "
         "accounts and QOS where accounting is on), or set it per site in training_job_slurm",
     ),
+    "no_slurm": (
+        SlurmRefused,
+        "point the inventory at a Slurm login node (where sbatch runs), or leave out --executor slurm "
+        "(and the host's training_job_executor)",
+    ),
     "executor": (UsageError, "check --executor and the host's training_job_executor in the inventory"),
     "launch": (AnsibleFailure, "rerun with -vv to see what the host said"),
     "clean": (AnsibleFailure, "rerun with -vv to see what the host said"),

@@ -40,11 +40,20 @@ TABLE = [
     # Unknown options and arguments: click's own errors, one line and a hint too.
     (
         "unknown-option-before-script",
-        ["train", "--executor", "slurm", HELLO, "--", "1", "2"],
+        ["train", "--executer", "slurm", HELLO, "--", "1", "2"],
         {},
         2,
-        "--executor",
-        "--help",
+        "--executer",
+        "--executor",  # did you mean
+    ),
+    # A host that is no Slurm login node, asked to submit through Slurm.
+    (
+        "slurm-executor-without-slurm",
+        ["train", "--executor", "slurm", HELLO],
+        {},
+        93,
+        "no sbatch",
+        "login node",
     ),
     ("script-option-without-dashes", ["train", HELLO, "--epochs", "3"], {}, 2, "--epochs", "after `--`"),
     ("unknown-option-of-jobs", ["jobs", "--bogus"], {}, 2, "--bogus", "driver jobs --help"),

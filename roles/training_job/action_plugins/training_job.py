@@ -338,9 +338,8 @@ class ActionModule(ActionBase):
         if info is not None and info.get("refused"):
             # sbatch said no (a partition, account or option it does not take): its own words, nothing left.
             self._low_level_execute_command(f"rm -rf {root}/{job_q}", sudoable=False)
-            return self._fail(
-                result, "slurm_refused", f"Slurm refused the job on {self._host}: {info['refused']}"
-            )
+            kind = "no_slurm" if info.get("why") == "no_sbatch" else "slurm_refused"
+            return self._fail(result, kind, f"Slurm refused the job on {self._host}: {info['refused']}")
         if res["rc"] != 0 or info is None:
             stderr = (res.get("stderr") or "").strip()
             # No python for jobctl (127, not found) or one too old for it (SyntaxError).

@@ -93,6 +93,8 @@ def submit(rt, work, python, jobctl, job, options, name):
     argv += [*list(options), batch]
     try:
         done = _run(argv)
+    except FileNotFoundError:
+        return {"refused": "this host has no sbatch: it is no Slurm login node", "why": "no_sbatch"}
     except OSError as exc:
         return {"refused": f"sbatch cannot be run: {exc}"}
     out = done.stdout.decode("utf-8", "replace").strip()
@@ -274,7 +276,7 @@ def launch(ctl, job, p, spec):
         slurm.get("name") or "remote-trainer",
     )
     if "refused" in answer:
-        return {"refused": answer["refused"]}
+        return answer
     return {"job": job, "launcher": 0, "pgid": 0, "slurm": answer["id"]}
 
 
