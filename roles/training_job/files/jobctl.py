@@ -336,9 +336,14 @@ def _engine_spec(p):
 
 def _spec_float(spec, key, default):
     """spec[key] as seconds (negative: 0); default when absent, null or not a number."""
+    return _seconds(spec.get(key), default)
+
+
+def _seconds(value, default):
+    """value as seconds (negative: 0); default when it is null or not a number."""
     try:
-        return max(0.0, float(spec[key]))
-    except (KeyError, TypeError, ValueError):
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
         return default
 
 
@@ -359,10 +364,9 @@ def _wait_script(p, proc, spec, me):
         if step is not None and _LIMIT_NEAR[0]:
             _create_once(p["stopped"], "timeout")  # a time limit outside: stopped as --timeout stops it
         if step is not None and (_STOP_ASKED[0] or os.path.exists(p["stopped"])):
-            grace = _spec_float({"g": _read(os.path.join(p["rt"], "kill_grace"))}, "g", None)
-            return _stop_script(
-                p, proc, spec, me, _spec_float(spec, "grace", 0.0) if grace is None else grace
-            )
+            # The grace `kill` asked for (its executor writes KILL_GRACE), else the job's own.
+            grace = _seconds(_read(os.path.join(p["rt"], KILL_GRACE)), _spec_float(spec, "grace", 0.0))
+            return _stop_script(p, proc, spec, me, grace)
         if left is not None and timeout - (time.monotonic() - _T0[0]) <= 0:
             if not _create_once(p["stopped"], "timeout"):
                 if step is None:
@@ -408,6 +412,7 @@ def _mark_python(p, python):
 #   kill(ctl, job, p, grace, reason) -> the state after asking the job to stop, instead of signals
 #   reap(ctl, p)               the reaper's last resort after the grace
 OWN_EXECUTOR = "executor"
+KILL_GRACE = "kill_grace"  # .rt/ file: the grace of a stop an executor's `kill` asks an armed launcher for
 
 
 def _executor(p, name=None):

@@ -424,7 +424,7 @@ def kill(ctl, job, p, grace, reason):
     running = ctl._read(p["rc"]) is None
     if running:
         ctl._create_once(p["stopped"], reason)
-        ctl._write_atomic(os.path.join(p["rt"], "kill_grace"), str(grace))
+        ctl._write_atomic(os.path.join(p["rt"], ctl.KILL_GRACE), str(grace))
         if ctl._read(p["started"]) is None:
             cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
         else:
