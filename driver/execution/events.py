@@ -218,7 +218,7 @@ class Translator:
             log.warning("ansible: %s", (event.get("stdout") or "").strip())
         return None
 
-    def _verbose(self, stdout: str) -> Output | Launched | Connection | Queue | None:
+    def _verbose(self, stdout: str) -> Output | Launched | Connection | Queue | HostReport | None:
         start = stdout.find(RELAY_MARKER)
         if start < 0:
             text = stdout.strip()
@@ -237,6 +237,8 @@ class Translator:
             return Queue(
                 record["h"], str(record["id"]), record["s"], record.get("r") or "", record.get("n") or ""
             )
+        if record["k"] == "report":  # a job run in one step: remote_host's report from its check
+            return HostReport(record["h"], record["report"])
         if record["k"] == "conn":
             return Connection(record["h"], record["s"], int(record["o"]), float(record.get("w") or 0))
         if record["k"] == "launched":
@@ -272,7 +274,10 @@ def outcome_of(host: str, res: dict[str, Any]) -> HostOutcome | HostReport | Pro
         )
     facts = res.get("ansible_facts") or {}
     if isinstance(facts.get("remote_host__plan"), dict):
-        return plan_progress(host, facts["remote_host__plan"])
+        # The check: an install to come is news now (its report follows the install); else the report.
+        progress = plan_progress(host, facts["remote_host__plan"])
+        if progress is not None:
+            return progress
     if facts.get("remote_host_report"):
         return HostReport(host, facts["remote_host_report"])
     if facts.get("remote_host_pruned"):

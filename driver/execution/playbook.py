@@ -18,6 +18,32 @@ from driver.execution import assets, sshsettings
 
 EventHandler = Callable[[dict[str, Any]], bool]
 
+# ansible-runner runs ansible-playbook under pexpect, whose pty sleeps `delayafterclose` (0.1 s) on close,
+# after the output has ended: a tenth of every launch of a no-op job. By then the process has exited
+# (its pty reached EOF when its last descriptor closed, at exit); the pty still checks that it did.
+PTY_CLOSE_DELAY = 0.01
+
+
+def _prompt_pty_close() -> None:
+    """Make the ptys that pexpect spawns in this process wait PTY_CLOSE_DELAY on close (see above)."""
+    import pexpect
+
+    spawnpty = getattr(pexpect.spawn, "_spawnpty", None)
+    if spawnpty is None or getattr(spawnpty, "prompt_close", False):
+        return
+
+    def prompt_spawnpty(self: Any, args: Any, **kwargs: Any) -> Any:
+        proc = spawnpty(self, args, **kwargs)
+        if hasattr(proc, "delayafterclose"):
+            proc.delayafterclose = PTY_CLOSE_DELAY
+        return proc
+
+    prompt_spawnpty.prompt_close = True  # type: ignore[attr-defined]
+    pexpect.spawn._spawnpty = prompt_spawnpty
+
+
+_prompt_pty_close()
+
 
 @dataclass
 class PlaybookRun:

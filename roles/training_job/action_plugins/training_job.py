@@ -6,6 +6,15 @@ master_addr, nodes (the resolved count), stage (the workdir mirror on this host,
 engine and image of a container job, or {})).
 
 Modes:
+- `quick`: a plain job on a prepared host in one step. `job` is the job as given (defaults not filled in yet)
+  and `host` what the inventory says of this host (root, executor, image, python_interpreter; the
+  remote_host_* settings are read from the task's variables). When the job needs nothing but its script (the
+  process executor, no workdir, no image, no nodes) and the host is prepared for it (remote_host's check:
+  a python, and the venv of its requirements ready), this is `launch` after that check, with remote_host's
+  report relayed first (a `report` record); the result has `rt_quick` true, the job with its defaults
+  (`quick_job`), the python that ran jobctl (`quick_helper_python`) and `rt_next`, true when the outputs are
+  to be brought back. Otherwise it starts nothing and returns `rt_quick` false (and `rt_next` true): the
+  playbook then takes the steps one by one (and reports any problem there).
 - `launch`: one remote command unpacks the job's payload (the script, the job spec and jobctl.py) from
   stdin into a new private job directory (after copying the staged workdir mirror into it, when there is
   one) and starts the script detached (setsid). Then, unless `detach`, it follows the job like `follow`.
@@ -29,11 +38,12 @@ to exit codes (driver/errors.py). How the script is started on the host is the j
 into the host's command in one place (`command`).
 
 Relay messages are single lines: the marker RELAY_MARKER, a space, and JSON with `k` (kind: `launched`, `out`,
-`conn` or `queue`), `h` (inventory host), for `out` the log offset `o` and base64 bytes `d`, for `conn` (a
-followed host's connection) the state `s` (`lost`, `back`, or `gone`: given up after `reconnect` seconds, the
-task then fails as unreachable while the job goes on), the offset `o` and the wait `w`, for `queue` (a job of
-an executor with a queue: Slurm) its `id`, state `s`, reason `r` and nodes `n`, sent when they change.
-Under plain ansible-playbook (not ansible-runner) the lines themselves are displayed, prefixed with the host.
+`conn`, `queue` or `report`), `h` (inventory host), for `report` remote_host's report `report`, for `out` the
+log offset `o` and base64 bytes `d`, for `conn` (a followed host's connection) the state `s` (`lost`, `back`,
+or `gone`: given up after `reconnect` seconds, the task then fails as unreachable while the job goes on), the
+offset `o` and the wait `w`, for `queue` (a job of an executor with a queue: Slurm) its `id`, state `s`,
+reason `r` and nodes `n`, sent when they change. Under plain ansible-playbook (not ansible-runner) the lines
+themselves are displayed, prefixed with the host.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ from ansible.utils.display import Display
 display = Display()
 
 RELAY_MARKER = "@@remote-trainer-relay@@"
-MODES = ("launch", "follow", "kill", "status", "collected", "clean")
+MODES = ("quick", "launch", "follow", "kill", "status", "collected", "clean")
 MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
 
 
@@ -92,8 +102,43 @@ def _role_module(name: str):
     return module
 
 
+def _role_file(name: str) -> str:
+    """A file of the role's files/ (jobctl.py and its executors' modules): found from this plugin, so that
+    a task outside the role (the playbook's one step) sends the same ones."""
+    return os.path.join(os.path.dirname(__file__), "..", "files", name)
+
+
 def _role_contract():
     return _role_module("contract")
+
+
+@functools.cache
+def _remote_host_check():
+    """remote_host's check (its action plugin's functions), for `quick`. Role plugins cannot share a module
+    by name; the roles are installed side by side (roles_path), so the file is found next to this role."""
+    import importlib.util
+
+    path = os.path.join(
+        os.path.dirname(__file__), "..", "..", "remote_host", "action_plugins", "remote_host_check.py"
+    )
+    spec = importlib.util.spec_from_file_location("training_job_remote_host_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _warm() -> None:
+    """Load what the workers need before ansible-playbook forks them.
+
+    This module is imported by ansible-playbook's main process, and every task of every host runs in a fork
+    of it: what is loaded here is loaded once, not once per host and task (about 25 ms each: the job's
+    contract, the executor's rules, remote_host's check and both argument specs).
+    """
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: F401
+
+    _role_contract().job_options("main")
+    _role_module("executor")
+    _remote_host_check().spec_options()
 
 
 def command(job: dict, host: dict, script: str, args: list[str], env_names: list[str]) -> dict:
@@ -214,7 +259,9 @@ COMMANDS = {"process": process_command, "container": container_command}
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # Files travel on stdin of one command (never through a remote temporary directory, which would cost two
+    # round trips on every call: mkdir before the action, rm after it).
+    TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("mode", "job", "host"))
 
     def run(self, tmp=None, task_vars=None):
@@ -224,14 +271,15 @@ class ActionModule(ActionBase):
         self._task_vars = task_vars or {}
         job = args.get("job") or {}
         host = args.get("host") or {}
+        self._records = os.environ.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
+        self._partial = b""
+        if args.get("mode") == "quick":
+            return self._quick(job, host, result)
         helper = str(host.get("helper_python") or "")
         if not helper:  # the role's tasks pass training_job_helper_python (its default is in defaults/)
             raise AnsibleActionFail("host.helper_python is required")
         # `auto*` names ask Ansible's module interpreter discovery; the helper just needs a python3.
         self._py = shlex.quote("python3" if helper.startswith("auto") else helper)
-        # Under ansible-runner the driver decodes relay records; under plain ansible-playbook print lines.
-        self._records = os.environ.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
-        self._partial = b""
         mode = args.get("mode")
         if mode not in MODES:
             raise AnsibleActionFail(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -266,6 +314,83 @@ class ActionModule(ActionBase):
         result["ansible_facts"] = {"training_job_failure": failure}
         return result
 
+    # -- quick ------------------------------------------------------------------------------------
+    def _quick(self, given: dict, inventory: dict, result: dict) -> dict:
+        planned = self._quick_plan(given, inventory)
+        if planned is None:
+            result.update(rt_quick=False, rt_next=True, changed=False)
+            return result
+        job, host, report = planned
+        helper = str(host["helper_python"])
+        self._py = shlex.quote("python3" if helper.startswith("auto") else helper)
+        self._job_q = f"{_quote_path(job['root'])}/{shlex.quote(job['id'])}"
+        if report is not None:
+            self._relay({"k": "report", "report": report})
+        result.update(rt_quick=True, quick_job=job, quick_helper_python=helper)
+        self._launch(job, host, result)
+        # What the role's collect step would be included for (main.yml): the outputs to bring back.
+        result["rt_next"] = bool(
+            not result.get("failed")
+            and job["output_dir"]
+            and result.get("rt_state") in ("ended", "lost")
+            and result.get("rt_outputs")
+        )
+        return result
+
+    def _quick_plan(self, given: dict, inventory: dict) -> tuple[dict, dict, dict | None] | None:
+        """The job with its defaults, this host's launch values and remote_host's report, when the job can
+        start in one step; None when it needs the playbook's steps (or they must say what is wrong)."""
+        try:
+            job = _role_contract().training_job_contract(given, "main", str(inventory.get("root") or ""))
+        except Exception:  # the steps' own contract check reports it
+            return None
+        image = job["container"]["image"] or str(inventory.get("image") or "")
+        try:
+            executor = _role_module("executor").training_job_executor(
+                job["executor"], str(inventory.get("executor") or ""), image
+            )
+        except Exception:
+            return None
+        if (
+            executor != "process"
+            or image
+            or job["container"]["build"]
+            or job["workdir"]
+            or job["nodes"] != "0"
+        ):
+            return None
+        names = [name for name in self._task_vars if name.startswith("remote_host_")]
+        check = _remote_host_check()
+        settings = check.validated_settings(
+            {name: self._templar.template(self._task_vars[name]) for name in names}
+        )
+        if settings is None:
+            return None
+        report = None
+        if job["provision"]:
+            settings["image"] = {}
+            plan = check.check_host(self, settings, self._host)
+            if not plan["python"] or (plan["install"] and not plan["ready"]):
+                return None  # no python (the steps say so), or a set to install
+            python, helper = plan["run_python"], plan["python"]
+            local = self._task_vars.get("ansible_connection", "ssh") == "local"
+            report = check.report(plan, settings["interpreter"], local)
+        else:
+            python, helper = job["python"], str(inventory.get("python_interpreter") or "python3")
+        hosts = self._task_vars.get("ansible_play_hosts_all") or [self._host]
+        host = {
+            "python": python,
+            "helper_python": helper,
+            "environment": settings["environment"],
+            "executor": executor,
+            "nodes": 0,
+            "rank": hosts.index(self._host) if self._host in hosts else 0,
+            "master_addr": "",
+            "stage": "",
+            "container": {},
+        }
+        return job, host, report
+
     # -- launch -----------------------------------------------------------------------------------
     def _stopped_before_launch(self, job: dict) -> tuple[str | None, float]:
         """A reason not to start at all (cancel file present, timeout spent), and the time left."""
@@ -288,7 +413,7 @@ class ActionModule(ActionBase):
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
             if not stage.get("script"):
                 tar.add(job["script"], arcname="work/" + rel)
-            with open(self._find_needle("files", "jobctl.py"), "rb") as f:
+            with open(_role_file("jobctl.py"), "rb") as f:
                 _add_bytes(tar, ".rt/jobctl.py", f.read(), 0o700)
             inventory_env = {str(k): str(v) for k, v in (host.get("environment") or {}).items()}
             user_env = spec_in.get("env", {})
@@ -296,7 +421,7 @@ class ActionModule(ActionBase):
             if launch.get("executor"):  # an executor of its own: its host side (and the preflight) by jobctl
                 names = [f"jobctl_{launch['executor']}.py", *launch.pop("host_files", [])]
                 for name in names:
-                    with open(self._find_needle("files", name), "rb") as f:
+                    with open(_role_file(name), "rb") as f:
                         _add_bytes(tar, f".rt/{name}", f.read(), 0o600)
             spec = {
                 **launch,
@@ -449,7 +574,7 @@ class ActionModule(ActionBase):
 
     # -- cleaning ---------------------------------------------------------------------------------------
     def _clean(self, job: dict, result: dict) -> dict:
-        with open(self._find_needle("files", "jobctl.py"), "rb") as f:
+        with open(_role_file("jobctl.py"), "rb") as f:
             source = f.read()
         root = _quote_path(job["root"])
         force = " force" if job["force"] else ""
@@ -534,3 +659,9 @@ class ActionModule(ActionBase):
                 except ValueError:
                     return None
         return None
+
+
+try:
+    _warm()
+except Exception as exc:  # each is loaded again where it is used, and fails there with its own message
+    display.vvv(f"training_job: not loaded ahead: {exc}")
