@@ -104,10 +104,11 @@ test-gpu: install  ## On a machine with an NVIDIA GPU: CUDA training, torchrun/N
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m gpu tests/gpu -rA
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/gpu_overhead.py
 
-bench: install images wheelhouse  ## Benchmarks against test hosts: launch overhead, relay latency, provisioning, Slurm.
+bench: install images wheelhouse  ## Benchmarks against test hosts: launch, relay, fan-out to 16 and 64 hosts, provisioning, Slurm.
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/provision.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/fanout.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/fanout64.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/slurm.py
 
 bench-cluster: install images  ## The remote runtime on the test cluster against driver train: first line, log latency, delete.

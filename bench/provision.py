@@ -27,6 +27,9 @@ sys.path.insert(0, str(REPO / "testhosts"))
 
 import hosts as th  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from benchlib import target, timed  # noqa: E402
+
 DRIVER = str(Path(sys.executable).parent / "driver")
 WHEELHOUSE = REPO / ".state" / "wheelhouse"
 
@@ -86,6 +89,12 @@ def main() -> None:
         role_many = role_time_per_host(work / "state")
 
         t1, tn = statistics.median(one), statistics.median(many)
+        # ansible-playbook's own start and end: a play of no task against the same host.
+        empty = work / "empty.yml"
+        empty.write_text("- name: Nothing\n  hosts: all\n  gather_facts: false\n  tasks: []\n")
+        pb = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), "-l", "th1", str(empty)]
+        pb_env = dict(env, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+        bare = statistics.median(timed(pb, pb_env) for _ in range(args.runs))
         print("hosts: sshd containers on 127.0.0.1; package six==1.16.0 from a local wheelhouse")
         print(f"  first provision, 1 fresh host (venv + install)     {first:6.2f} s")
         print(f"  check of a prepared host, 1 host (driver wall)     {t1:6.2f} s  (median of {len(one)})")
@@ -96,6 +105,14 @@ def main() -> None:
         print(
             f"  role time per host (tasks' events), {args.hosts} hosts       "
             f"{statistics.median(role_many):6.3f} s (max {max(role_many):.3f})"
+        )
+        print(f"  ansible-playbook of no task, 1 host (its own start)  {bare:6.2f} s")
+        target("provisioning check, 1 prepared host", t1, 0.5, "driver provision, wall", unit="s")
+        target(
+            f"provisioning check, {args.hosts} prepared hosts",
+            tn / t1,
+            1.5,
+            f"{tn:.2f} s on {args.hosts} hosts / {t1:.2f} s on 1 host",
         )
     finally:
         hs.stop()

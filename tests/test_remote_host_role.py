@@ -72,7 +72,7 @@ def provision(tmp_path: Path, inventory: Path, **role_vars: Any) -> Outcome:
 
 
 def failure_of(out: Outcome, host: str) -> dict[str, Any]:
-    """The typed failure of the host's one failed event, from one of the role's own steps (no other host failed)."""
+    """The typed failure of the host's one failed event, from a step of the role (no other host failed)."""
     assert out.rc != 0, out.stdout
     assert list(out.failures) == [host], out.stdout
     assert out.failed_tasks[host] in ("ansible.builtin.set_fact", "remote_host_check"), out.failures

@@ -65,6 +65,7 @@ def train_job(
         "detach": True if spec.detach else None,
         "workdir": str(stage.workdir) if stage else None,
         "stage_key": stage.key if stage else None,
+        "stage_manifest": (stage.manifest or None) if stage else None,
         "nodes": str(spec.nodes) if spec.nodes else None,
         "launcher": spec.launcher or None,
         "nproc_per_node": str(spec.nproc_per_node) if spec.nproc_per_node is not None else None,

@@ -20,6 +20,8 @@ from driverproc import (
     wait_until_no_local_processes_match,
 )
 
+from driver.job import staging
+
 
 def job_ids(state) -> list[str]:
     return sorted(p.name for p in (state / "jobs").iterdir() if (p / "job.json").exists())
@@ -296,6 +298,38 @@ def test_workdir_staging_honours_ignores_and_follows_changes(testhosts, tmp_path
     (work / "data" / "a.txt").write_text("two\n")
     second = run_driver(["train", str(work / "show.py"), *inv], tmp_path)
     assert "./data/a.txt two" in second.stdout
+
+
+def test_an_unchanged_workdir_starts_without_rsync_and_a_changed_one_is_staged_again(testhosts, tmp_path):
+    """The mirror's manifest (the driver's listing: names, modes, sizes, mtimes) decides: the same listing
+    starts the job in one step from the mirror; a changed file, or a mirror whose manifest is gone (staging
+    removes it before rsync touches the mirror), is staged with rsync again."""
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "a.txt").write_text("one\n")
+    (work / "show.py").write_text("print(open('a.txt').read().strip())\n")
+    argv = ["train", "-v", str(work / "show.py"), "-i", str(testhosts.inventory_path), "-l", "th3"]
+    argv += ["--workdir", str(work), "--output", "none"]
+    mirror = "TASK Training job | Mirror the working directory (rsync, only what changed)"
+
+    def run() -> tuple[str, bool]:
+        res = run_driver(argv, tmp_path)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip(), mirror in res.stderr
+
+    assert run() == ("one", True)  # first: rsync
+    assert run() == ("one", False)  # unchanged: the mirror as it is
+    (work / "a.txt").write_text("two\n")  # same size: the mtime tells
+    assert run() == ("two", True)
+    assert run() == ("two", False)
+    stage = f"~/.remote-trainer/stage/{staging.plan(work, work / 'show.py', 1 << 30).key}"
+    # Changed on the host behind the driver's back, its manifest gone: rsync puts the workdir back.
+    testhosts.ssh("th3", f"rm {stage}.manifest && echo x > {stage}/a.txt")
+    assert run() == ("two", True)
+    # A manifest that does not match (another listing's, or a stale one): rsync.
+    testhosts.ssh("th3", f"echo other > {stage}.manifest")
+    assert run() == ("two", True)
+    assert run() == ("two", False)
 
 
 def test_workdir_over_the_size_limit_is_refused(tmp_path):

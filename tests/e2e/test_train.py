@@ -353,6 +353,34 @@ def test_verbose_shows_ansible_events_and_default_output_is_only_the_script(test
     loud = run_driver(["train", "-v", HELLO, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path)
     assert loud.returncode == 0
     assert loud.stdout == quiet.stdout  # the script's lines, and only them, on stdout
-    assert "TASK Training job | Run the job and relay its output" in loud.stderr
-    assert "[th1] changed: Training job | Run the job and relay its output" in loud.stderr
+    assert "TASK Run a plain job on a prepared host in one step" in loud.stderr
+    assert "[th1] changed: Run a plain job on a prepared host in one step" in loud.stderr
     assert "[th1] job started in /home/trainer/.remote-trainer/jobs/" in loud.stderr
+
+
+def test_a_plain_job_on_a_prepared_host_is_one_step_and_any_other_goes_step_by_step(testhosts, tmp_path):
+    """The host's check, the launch and the relay are one task; a job that needs more (here a requirements set
+    not installed yet) starts nothing in that step and takes the role's steps, its install among them."""
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th2"]
+    plain = run_driver(["train", "-v", HELLO, *inv], tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    tasks = [line for line in plain.stderr.splitlines() if line.startswith("TASK ")]
+    ran = [line for line in plain.stderr.splitlines() if re.match(r"\[th2\] (ok|changed): ", line)]
+    assert tasks[0] == "TASK Run a plain job on a prepared host in one step", tasks
+    assert ran == ["[th2] changed: Run a plain job on a prepared host in one step"], plain.stderr
+    assert "[th2] python /usr/bin/python3" in plain.stderr  # remote_host's report, from the one step
+    assert plain.stdout.splitlines()[-1] == "done"
+
+    wheels = str(REPO / ".state" / "wheelhouse")
+    needs = ["--packages", "six==1.16.0", "--wheelhouse", wheels, "--no-index"]
+    script = tmp_path / "six_version.py"
+    script.write_text("import six\nprint(six.__version__)\n")
+    first = run_driver(["train", "-v", str(script), *inv, *needs], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "[th2] ok: Run a plain job on a prepared host in one step" in first.stderr  # started nothing
+    assert "TASK Remote host | Install requirements" in first.stderr
+    assert first.stdout.strip() == "1.16.0"
+    again = run_driver(["train", "-v", str(script), *inv, *needs], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "[th2] changed: Run a plain job on a prepared host in one step" in again.stderr
+    assert "Install requirements" not in again.stderr and again.stdout.strip() == "1.16.0"

@@ -105,3 +105,14 @@ def test_the_remote_host_report_and_relay_records():
     launched = {"k": "launched", "h": "h1", "job": "/j", "pgid": 42, "n": 2, "r": 1}
     event = {"event": "verbose", "stdout": RELAY_MARKER + " " + json.dumps(launched)}
     assert Translator().translate(event) == Launched("h1", "/j", 42, 2, 1)
+    # A job run in one step: remote_host's report comes as a relay record, before the launch.
+    report = {"k": "report", "h": "h1", "report": {"python": "/usr/bin/python3", "rsync": False}}
+    event = {"event": "verbose", "stdout": RELAY_MARKER + " " + json.dumps(report)}
+    assert Translator().translate(event) == HostReport("h1", {"python": "/usr/bin/python3", "rsync": False})
+    # The check's result: an install to come is news now (its report follows the install); else the report.
+    plan = {"install": True, "ready": False, "requirements": "six", "uses_venv": True, "venv": "/v"}
+    facts = {"remote_host__plan": plan, "remote_host_report": {"python": "/p"}}
+    event = {"event": "runner_on_ok", "event_data": {"host": "h1", "res": {"ansible_facts": facts}}}
+    assert "installing 1 requirements (six) into a new venv /v" in Translator().translate(event).text
+    facts["remote_host__plan"] = {**plan, "ready": True}
+    assert Translator().translate(event) == HostReport("h1", {"python": "/p"})

@@ -178,6 +178,23 @@ def test_launch_then_poll_to_the_end(jobs: Jobs) -> None:
     assert_session_gone(info["launcher"])
 
 
+def test_launch_with_its_first_poll_in_the_same_call(jobs: Jobs) -> None:
+    """`launch JOB --poll WAIT MAXBYTES`: the launch's line, then the first poll's, from one process."""
+    job = jobs.make("j0", PRINTS, args=("x",))
+    jobs.launched.append(job)
+    res = subprocess.run(
+        [PY, "-S", str(JOBCTL), "launch", str(job), "--poll", "5", "65536"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    launched, polled = (json.loads(line) for line in res.stdout.splitlines())
+    assert launched["job"] == str(job) and launched["pgid"] > 0
+    assert polled["offset"] == 0 and polled["n"] > 0  # answered as soon as the script printed
+    assert base64.b64decode(polled["data"]).startswith(b"hello x\n")
+
+
 @pytest.mark.parametrize(
     ("code", "rc"),
     [

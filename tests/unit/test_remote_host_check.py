@@ -116,3 +116,14 @@ def test_probe_runs_under_sh_and_quotes_what_it_is_given(tmp_path):
         check=True,
     ).stdout
     assert f"PYTHON={sys.executable} " in found
+
+
+def test_settings_come_from_the_variables_with_the_role_defaults_and_are_checked():
+    found = check.validated_settings({"remote_host_packages": ["six"], "other_variable": 1})
+    assert found is not None
+    assert found["packages"] == ["six"]
+    assert found["python_candidates"] == DEFAULTS["remote_host_python_candidates"]
+    assert set(check.SETTINGS) <= set(found) and found["environment"] == {}
+    # A value the role's argument spec refuses: None (the role's own validation says why).
+    assert check.validated_settings({"remote_host_interpreter": "conda"}) is None
+    assert check.validated_settings({"remote_host_packages": {"a": 1}}) is None

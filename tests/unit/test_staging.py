@@ -30,6 +30,36 @@ def test_ignored_files_and_git_are_not_counted(tmp_path):
     assert staging.measure(work) == 100 + ignores
 
 
+def test_manifest_follows_what_rsync_would_send_and_nothing_else(tmp_path):
+    work = tmp_path / "work"
+    write(work / "train.py", 100)
+    write(work / "data" / "a.bin", 10)
+    write(work / "logs" / "run.log", 5)
+    (work / ".driverignore").write_text("logs/\n")
+    (work / "link").symlink_to("train.py")
+    first = staging.survey(work)[1]
+    assert len(first) == 64 and staging.survey(work)[1] == first
+    # What rsync leaves out does not count: an ignored file, or a new file in an ignored directory.
+    write(work / "logs" / "run.log", 50)
+    write(work / "logs" / "more.log", 5)
+    assert staging.survey(work)[1] == first
+    # What it sends does: the same size written again (a new mtime), a new file, a mode, a link's target.
+    changed = []
+    write(work / "data" / "a.bin", 10)
+    changed.append(staging.survey(work)[1])
+    write(work / "data" / "b.bin", 0)
+    changed.append(staging.survey(work)[1])
+    (work / "train.py").chmod(0o700)
+    changed.append(staging.survey(work)[1])
+    (work / "link").unlink()
+    (work / "link").symlink_to("data")
+    changed.append(staging.survey(work)[1])
+    assert len({first, *changed}) == 5
+    # A name rsync shows escaped (a newline in it) is not read back: no manifest, rsync every time.
+    write(work / "odd\nname.txt", 1)
+    assert staging.survey(work)[1] == ""
+
+
 def test_plan_keys_the_mirror_and_places_the_script(tmp_path):
     work = tmp_path / "work"
     write(work / "src" / "train.py", 10)

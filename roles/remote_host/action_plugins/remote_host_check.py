@@ -92,7 +92,7 @@ def probe_script(settings: dict, image_id_needed: bool) -> str:
         "command -v rsync >/dev/null 2>&1 && echo RSYNC=1",
         f"for c in {' '.join(shlex.quote(c) for c in wanted)}; do "
         'p=$(command -v "$c" 2>/dev/null) || continue; '
-        f'v=$("$p" -c {shlex.quote(check)} 2>/dev/null); rc=$?; '
+        f'v=$("$p" -S -c {shlex.quote(check)} 2>/dev/null); rc=$?; '
         'if [ "$rc" = 0 ] && [ -n "$v" ]; then echo "PYTHON=$p $v"; break; '
         'elif [ -n "$v" ]; then echo "OLD=$p ${v% *}"; fi; done',
         f"for f in {cache}/venvs/*/.ready {cache}/system/*.ready; do "

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import io
 import json
 import os
@@ -67,6 +68,8 @@ display = Display()
 RELAY_MARKER = "@@remote-trainer-relay@@"
 MODES = ("quick", "launch", "follow", "kill", "status", "collected", "clean")
 MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
+FIRST_POLL_WAIT = 0.25  # longest wait of the poll made by the launch's own command (a no-op job ends in it)
+RESTAGE = shlex.quote(json.dumps({"restage": True}))  # a quick launch's answer: the mirror is not the workdir
 
 
 def _quote_path(path: str) -> str:
@@ -327,7 +330,10 @@ class ActionModule(ActionBase):
         if report is not None:
             self._relay({"k": "report", "report": report})
         result.update(rt_quick=True, quick_job=job, quick_helper_python=helper)
-        self._launch(job, host, result)
+        self._launch(job, host, result, stage_must_match=bool(host["stage"]))
+        if result.pop("rt_restage", False):
+            result.update(rt_quick=False, rt_next=True, changed=False)
+            return result
         # What the role's collect step would be included for (main.yml): the outputs to bring back.
         result["rt_next"] = bool(
             not result.get("failed")
@@ -351,13 +357,11 @@ class ActionModule(ActionBase):
             )
         except Exception:
             return None
-        if (
-            executor != "process"
-            or image
-            or job["container"]["build"]
-            or job["workdir"]
-            or job["nodes"] != "0"
-        ):
+        plain = executor == "process" and not (image or job["container"]["build"])
+        # A workdir: when its mirror on the host may already hold it (checked by the launch itself).
+        local = self._task_vars.get("ansible_connection", "ssh") == "local"
+        staged = not job["workdir"] or (job["stage_manifest"] and not local)
+        if not plain or not staged or job["nodes"] != "0":
             return None
         names = [name for name in self._task_vars if name.startswith("remote_host_")]
         check = _remote_host_check()
@@ -373,7 +377,6 @@ class ActionModule(ActionBase):
             if not plan["python"] or (plan["install"] and not plan["ready"]):
                 return None  # no python (the steps say so), or a set to install
             python, helper = plan["run_python"], plan["python"]
-            local = self._task_vars.get("ansible_connection", "ssh") == "local"
             report = check.report(plan, settings["interpreter"], local)
         else:
             python, helper = job["python"], str(inventory.get("python_interpreter") or "python3")
@@ -389,6 +392,9 @@ class ActionModule(ActionBase):
             "stage": "",
             "container": {},
         }
+        if job["workdir"]:
+            key = job["stage_key"] or hashlib.sha1(job["workdir"].encode()).hexdigest()[:16]
+            host["stage"] = f"{job['stage_root']}/{key}"  # as the role's stage.yml names the mirror
         return job, host, report
 
     # -- launch -----------------------------------------------------------------------------------
@@ -434,7 +440,9 @@ class ActionModule(ActionBase):
             _add_bytes(tar, ".rt/spec.json", json.dumps(spec).encode())
         return buf.getvalue(), bool(stage)
 
-    def _launch(self, job: dict, host: dict, result: dict) -> dict:
+    def _launch(self, job: dict, host: dict, result: dict, stage_must_match: bool = False) -> dict:
+        """Start the job (and follow it unless detached). stage_must_match (quick): start only when the
+        workdir's mirror was made from the job's stage_manifest, else start nothing and set rt_restage."""
         problem = _role_contract().output_problem(job["output"])
         if problem:
             return self._fail(result, "bad_output", f"output {job['output']!r} is not usable: {problem}")
@@ -449,17 +457,37 @@ class ActionModule(ActionBase):
             return self._fail(result, "executor", f"{exc} (on {self._host})")
         root = _quote_path(job["root"])
         job_q = shlex.quote(job["id"])
-        copy = ""
+        copy = check = ""
+        # A followed job's first poll is part of the launch's own remote command (one round trip less), and
+        # short: until it answers, the driver does not know the job started (a connection lost then loses
+        # the launch's own reply).
+        first_wait = min(float(job["poll_wait"]), FIRST_POLL_WAIT)
+        first_poll = "" if job["detach"] else f" --poll {first_wait:.3f} {MAX_CHUNK}"
         if staged and host.get("stage"):
             mirror = _quote_path(host["stage"])
             # Hard links make the private copy of an unchanged workdir nearly free.
             copy = f"{{ cp -al {mirror}/. work/ 2>/dev/null || cp -a {mirror}/. work/; }} && "
+            # The mirror's manifest: what the driver listed when the mirror was last made from its workdir.
+            # Staging removes it before rsync changes the mirror (stage.yml); a launch that follows staging
+            # writes it; a quick launch checks it before it starts anything.
+            manifest = str(job.get("stage_manifest") or "")
+            marker = _quote_path(host["stage"] + ".manifest")
+            if stage_must_match:
+                held = f'"$(cat {marker} 2>/dev/null)"'
+                check = f"[ {held} = {shlex.quote(manifest)} ] || exec echo {RESTAGE}; "
+            elif manifest:
+                copy += f"printf %s {shlex.quote(manifest)} > {marker} && "
         cmd = (
-            f"umask 077 && mkdir -p {root} && cd {root} && mkdir {job_q} && cd {job_q} && mkdir work && "
-            f'{copy}tar -xzf - && exec {self._py} -S .rt/jobctl.py launch "$PWD"'
+            f"{check}umask 077 && mkdir -p {root} && cd {root} && mkdir {job_q} && cd {job_q} && "
+            f'mkdir work && {copy}tar -xzf - && exec {self._py} -S .rt/jobctl.py launch "$PWD"{first_poll}'
         )
         res = self._low_level_execute_command(cmd, sudoable=False, in_data=payload)
-        info = self._last_json(res.get("stdout", ""))
+        replies = self._json_lines(res.get("stdout", ""))
+        info = replies[0] if replies else None
+        polled = replies[1] if len(replies) > 1 else None
+        if stage_must_match and info is not None and info.get("restage"):
+            result["rt_restage"] = True  # the mirror is not this workdir's: nothing was started
+            return result
         if info is not None and info.get("refused"):
             # sbatch said no (a partition, account or option it does not take): its own words, nothing left.
             self._low_level_execute_command(f"rm -rf {root}/{job_q}", sudoable=False)
@@ -491,13 +519,21 @@ class ActionModule(ActionBase):
         if job["detach"]:
             result.update(rt_state="running", rt_rc=None, rt_stopped=None)
             return result
-        result.update(self._follow(job, offset=0, cancel_file=job["cancel_file"]))
+        result.update(self._follow(job, offset=0, cancel_file=job["cancel_file"], first=polled))
         return result
 
     # -- following ----------------------------------------------------------------------------------
     def _follow(
-        self, job: dict, offset: int, cancel_file: str = "", until_now: bool = False, quiet: bool = False
+        self,
+        job: dict,
+        offset: int,
+        cancel_file: str = "",
+        until_now: bool = False,
+        quiet: bool = False,
+        first: dict | None = None,
     ) -> dict:
+        """Relay the job's log from `offset` until its end (see the module's docstring); `first` is a poll
+        already made (by the launch), used for the first round."""
         cancelled = None
         unreachable_since = None
         stop_at = None
@@ -508,7 +544,11 @@ class ActionModule(ActionBase):
                 self._jobctl(f"kill {job['grace']} {shlex.quote(cancelled)}")
             wait = 0.0 if until_now else job["poll_wait"]
             try:
-                st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else MAX_CHUNK}")
+                if first is not None and cancelled is None:
+                    st = first
+                else:
+                    st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else MAX_CHUNK}")
+                first = None
                 if unreachable_since is not None:
                     self._relay({"k": "conn", "s": "back", "o": offset})
                 unreachable_since = None
@@ -648,6 +688,19 @@ class ActionModule(ActionBase):
                 return f.read().strip() or "cancelled"
         except OSError:
             return "cancelled"
+
+    @staticmethod
+    def _json_lines(stdout: str) -> list[dict]:
+        """The JSON objects of stdout, one a line, in order (other lines skipped)."""
+        found = []
+        for line in stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return found
 
     @staticmethod
     def _last_json(stdout: str) -> dict | None:

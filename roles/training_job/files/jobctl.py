@@ -48,8 +48,11 @@ the same as any other (the same files, `run` is its launcher), with the module's
 launcher's pid.
 
 Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base64):
-  launch JOB                      start the script detached; print pid and pgid (an executor of its own:
-                                  its reply, say the Slurm job id, or {"refused": why})
+  launch JOB [--poll WAIT MAXBYTES]
+                                  start the script detached; print pid and pgid (an executor of its own:
+                                  its reply, say the Slurm job id, or {"refused": why}); with --poll, then
+                                  `poll JOB 0 WAIT MAXBYTES` in the same call (a second line; not for an
+                                  executor of its own): the first poll costs no round trip of its own
   run JOB                         (an executor's, where it starts the launcher) be the job's launcher
   rank JOB -- ARGV...             (an executor's, on each node of a multi-node job) fill in the node's
                                   @NODE_RANK@ and the first node's @MASTER_ADDR@ in ARGV and the
@@ -440,7 +443,7 @@ def arm_stop_signals(stop, limit):
     signal.signal(limit, lambda signum, frame: _LIMIT_NEAR.__setitem__(0, True))
 
 
-def cmd_launch(job):
+def cmd_launch(job, first_poll=None):
     p = _paths(job)
     os.makedirs(p["work"], mode=0o700, exist_ok=True)
     with open(p["spec"]) as f:
@@ -489,6 +492,9 @@ def cmd_launch(job):
     while _read(p["pgid"]) is None and _read(p["rc"]) is None and time.time() < deadline:
         time.sleep(0.005)
     _out({"job": job, "launcher": int(_read(p["launcher"])), "pgid": int(_read(p["pgid"]) or 0)})
+    if first_poll is not None:
+        sys.stdout.flush()
+        cmd_poll(job, 0, *first_poll)
 
 
 def _has_outputs(p):
@@ -707,7 +713,10 @@ def main(argv):
             raise SystemExit(f"clean ROOT AGE [force] [--stage DIR]: unexpected {' '.join(rest)!r}")
         cmd_clean(job, float(argv[3]), force=rest == ["force"], stage=stage)
     elif cmd == "launch":
-        cmd_launch(job)
+        if argv[3:4] == ["--poll"]:
+            cmd_launch(job, first_poll=(float(argv[4]), int(argv[5])))
+        else:
+            cmd_launch(job)
     elif cmd == "run":  # an executor's launcher
         _executor(_paths(_JOB[0])).run(_ctl(), job)
     elif cmd == "rank":  # rank JOB -- ARGV...: one node of an executor's multi-node job
