@@ -364,7 +364,15 @@ def _run_container(
     ]
     if os.path.exists(CA_BUNDLE):
         argv += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
-    _podman(*argv, *extra_run_args, image, timeout=120)
+    for attempt in range(3):
+        try:
+            _podman(*argv, *extra_run_args, image, timeout=120)
+            break
+        except CommandError as exc:
+            # Many hosts started at once: podman may pick a free port that another start takes first.
+            if "address already in use" not in (exc.stderr or "") or attempt == 2:
+                raise
+            _podman("rm", "-f", "-t", "0", container, check=False)
     out = _podman("port", container, "22/tcp").stdout.strip()  # "127.0.0.1:41234"
     return int(out.splitlines()[0].rpartition(":")[2])
 

@@ -521,8 +521,11 @@ def _state(p):
     rc = _read(p["rc"])
     launcher = _read(p["launcher"])
     alive = bool(launcher) and _alive(int(launcher))
+    if rc is None and not alive:
+        # The launcher writes rc, then exits: it may have done both between the two reads above.
+        rc = _read(p["rc"])
     try:
-        size = os.path.getsize(p["log"])
+        size = os.path.getsize(p["log"])  # after rc: an rc read means every byte of the log is counted
     except OSError:
         size = 0
     free = _free_bytes(p["rt"])
