@@ -55,7 +55,10 @@ import io
 import json
 import os
 import re
+import select
 import shlex
+import signal
+import subprocess
 import tarfile
 import time
 
@@ -68,6 +71,7 @@ display = Display()
 RELAY_MARKER = "@@remote-trainer-relay@@"
 MODES = ("quick", "launch", "follow", "kill", "status", "collected", "clean")
 MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
+STREAM_CHECK = 0.25  # seconds between looks at the cancel file while a stream says nothing
 FIRST_POLL_WAIT = 0.25  # longest wait of the poll made by the launch's own command (a no-op job ends in it)
 RESTAGE = shlex.quote(json.dumps({"restage": True}))  # a quick launch's answer: the mirror is not the workdir
 
@@ -259,6 +263,58 @@ def container_stop(job: dict, container: dict, name: str) -> list[str]:
 
 # The commands of the executors that jobctl.py itself carries out (any other: an executor of its own).
 COMMANDS = {"process": process_command, "container": container_command}
+
+
+class _Stream:
+    """A remote `jobctl stream` read as it comes: one JSON line at a time (a poll's answer)."""
+
+    def __init__(self, argv: list, host: str) -> None:
+        self._host = host
+        self._buf = b""
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_us,
+        )
+
+    def next(self, timeout: float) -> dict | None:
+        """The next line's state; None when none came within timeout. A connection that broke (ssh's 255)
+        raises AnsibleConnectionFailure, any other end before the job's AnsibleActionFail."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._proc.stdout], [], [], left)[0]:
+                return None
+            chunk = os.read(self._proc.stdout.fileno(), 1 << 20)
+            if not chunk:
+                rc = self._proc.wait()
+                err = self._proc.stderr.read().decode("utf-8", "replace").strip()
+                if rc == 255:
+                    raise AnsibleConnectionFailure(f"ssh to {self._host} ended: {err}")
+                raise AnsibleActionFail(f"jobctl stream ended on {self._host} (rc {rc}): {err}")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            pipe.close()
+
+
+def _die_with_us() -> None:
+    """In the stream's ssh (before exec): end with the worker that reads it (Linux), so that no ssh outlives
+    an ansible-playbook that was stopped."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class ActionModule(ActionBase):
@@ -538,62 +594,105 @@ class ActionModule(ActionBase):
         unreachable_since = None
         stop_at = None
         queue = None  # Slurm: the last state and reason relayed
-        while True:
-            if cancel_file and cancelled is None and os.path.exists(cancel_file):
-                cancelled = self._read_reason(cancel_file)
-                self._jobctl(f"kill {job['grace']} {shlex.quote(cancelled)}")
-            wait = 0.0 if until_now else job["poll_wait"]
-            try:
-                if first is not None and cancelled is None:
-                    st = first
-                else:
-                    st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else MAX_CHUNK}")
-                first = None
-                if unreachable_since is not None:
-                    self._relay({"k": "conn", "s": "back", "o": offset})
-                unreachable_since = None
-            except AnsibleConnectionFailure as exc:
-                now = time.monotonic()
-                if unreachable_since is None:
-                    unreachable_since = now
-                    self._relay({"k": "conn", "s": "lost", "o": offset, "w": job["reconnect"]})
-                if now - unreachable_since > job["reconnect"]:
-                    # The job goes on there; the driver tells the user how to reattach.
-                    self._relay({"k": "conn", "s": "gone", "o": offset, "w": job["reconnect"]})
-                    raise
-                display.vvv(f"{self._host}: connection lost ({exc}); retrying")
-                time.sleep(1.0)
-                continue
-            slurm = st.get("slurm")
-            if (
-                slurm
-                and not quiet
-                and (slurm.get("state"), slurm.get("reason")) != queue
-                and st["rc"] is None
-            ):
-                queue = (slurm.get("state"), slurm.get("reason"))
-                if slurm.get("state"):
-                    self._relay(
-                        {
-                            "k": "queue",
-                            "id": slurm["id"],
-                            "s": slurm["state"],
-                            "r": slurm["reason"],
-                            "n": slurm.get("nodes") or "",
-                        }
-                    )
-            if quiet:
-                offset = st["size"]
-            elif st["n"]:
-                self._relay({"k": "out", "o": offset, "d": st["data"]})
-                offset += st["n"]
-            if stop_at is None and until_now:
-                stop_at = st["size"]
-            done = st["eof"] or (st["rc"] is not None and quiet)
-            lost = st["rc"] is None and not st["alive"] and (quiet or st["n"] == 0)
-            if done or lost or (stop_at is not None and offset >= stop_at):
-                self._flush_partial()
-                return {"rt_bytes": offset, **self._status_fields(st)}
+        # Following a job to its end: one remote `jobctl stream` for as long as it runs, where the connection
+        # lets the plugin read a command's output as it comes (ssh without a password, local); else polls.
+        streamable = not (until_now or quiet) and self._stream_argv("true") is not None
+        stream = None
+        try:
+            while True:
+                if cancel_file and cancelled is None and os.path.exists(cancel_file):
+                    cancelled = self._read_reason(cancel_file)
+                    self._jobctl(f"kill {job['grace']} {shlex.quote(cancelled)}")
+                wait = 0.0 if until_now else job["poll_wait"]
+                try:
+                    if first is not None and cancelled is None:
+                        st = first
+                    elif streamable:
+                        if stream is None:
+                            stream = _Stream(
+                                self._stream_argv(
+                                    self._jobctl_command(f"stream {offset} {wait:.3f} {MAX_CHUNK}")
+                                ),
+                                self._host,
+                            )
+                        try:
+                            st = stream.next(STREAM_CHECK)
+                        except AnsibleActionFail as exc:
+                            # Not the connection: a jobctl without `stream` (a job started by an older
+                            # version) or a stream that broke. Polls take over from the same offset.
+                            display.vvv(f"{self._host}: {exc}; polling")
+                            stream.close()
+                            stream, streamable = None, False
+                            continue
+                        if st is None:
+                            continue  # nothing new yet: look at the cancel file again
+                    else:
+                        st = self._jobctl(f"poll {offset} {wait:.3f} {0 if quiet else MAX_CHUNK}")
+                    first = None
+                    if unreachable_since is not None:
+                        self._relay({"k": "conn", "s": "back", "o": offset})
+                    unreachable_since = None
+                except AnsibleConnectionFailure as exc:
+                    if stream is not None:
+                        stream.close()
+                        stream = None
+                    if self._gone(job, offset, exc, unreachable_since):
+                        raise
+                    unreachable_since = unreachable_since or time.monotonic()
+                    time.sleep(1.0)
+                    continue
+                result = self._round(job, st, offset, quiet, queue, until_now, stop_at)
+                offset, queue, stop_at, ended = result
+                if ended is not None:
+                    return ended
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _gone(self, job: dict, offset: int, exc: Exception, since: float | None) -> bool:
+        """A followed host's connection failed: relay `lost` the first time, `gone` (True) once it has been
+        down for longer than `reconnect` seconds."""
+        now = time.monotonic()
+        if since is None:
+            since = now
+            self._relay({"k": "conn", "s": "lost", "o": offset, "w": job["reconnect"]})
+        if now - since > job["reconnect"]:
+            # The job goes on there; the driver tells the user how to reattach.
+            self._relay({"k": "conn", "s": "gone", "o": offset, "w": job["reconnect"]})
+            return True
+        display.vvv(f"{self._host}: connection lost ({exc}); retrying")
+        return False
+
+    def _round(
+        self, job: dict, st: dict, offset: int, quiet: bool, queue, until_now: bool, stop_at
+    ) -> tuple[int, object, object, dict | None]:
+        """Relay one poll's news. Returns the new offset, queue and stop_at, and the result once it ended."""
+        slurm = st.get("slurm")
+        if slurm and not quiet and (slurm.get("state"), slurm.get("reason")) != queue and st["rc"] is None:
+            queue = (slurm.get("state"), slurm.get("reason"))
+            if slurm.get("state"):
+                self._relay(
+                    {
+                        "k": "queue",
+                        "id": slurm["id"],
+                        "s": slurm["state"],
+                        "r": slurm["reason"],
+                        "n": slurm.get("nodes") or "",
+                    }
+                )
+        if quiet:
+            offset = st["size"]
+        elif st["n"]:
+            self._relay({"k": "out", "o": offset, "d": st["data"]})
+            offset += st["n"]
+        if stop_at is None and until_now:
+            stop_at = st["size"]
+        done = st["eof"] or (st["rc"] is not None and quiet)
+        lost = st["rc"] is None and not st["alive"] and (quiet or st["n"] == 0)
+        if done or lost or (stop_at is not None and offset >= stop_at):
+            self._flush_partial()
+            return offset, queue, stop_at, {"rt_bytes": offset, **self._status_fields(st)}
+        return offset, queue, stop_at, None
 
     @staticmethod
     def _status_fields(st: dict) -> dict:
@@ -638,11 +737,31 @@ class ActionModule(ActionBase):
         return result
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _jobctl(self, command: str) -> dict:
+    def _jobctl_command(self, command: str) -> str:
         name, _, rest = command.partition(" ")
-        res = self._low_level_execute_command(
-            f"{self._py} -S {self._job_q}/.rt/jobctl.py {name} {self._job_q} {rest}".rstrip(), sudoable=False
-        )
+        return f"{self._py} -S {self._job_q}/.rt/jobctl.py {name} {self._job_q} {rest}".rstrip()
+
+    def _stream_argv(self, command: str) -> list | None:
+        """The local argv that runs `command` on the host with its output read as it comes: the task's own
+        ssh (its options, its multiplexed connection) or, on this machine, sh; None for a connection that
+        cannot (another plugin, or a password to type: then the job is polled)."""
+        conn = self._connection
+        remote = f"/bin/sh -c {shlex.quote(command)}"
+        if conn.transport == "local":
+            return ["/bin/sh", "-c", command]
+        if conn.transport != "ssh" or not hasattr(conn, "_build_command"):
+            return None
+        try:
+            if conn.get_option("password") or getattr(conn, "host", None) is None:
+                return None
+            return conn._build_command(conn.get_option("ssh_executable"), "ssh", conn.host, remote)
+        except Exception as exc:  # an ssh plugin that builds its command otherwise: poll
+            display.vvv(f"{self._host}: no streaming ({exc}); polling")
+            return None
+
+    def _jobctl(self, command: str) -> dict:
+        name = command.partition(" ")[0]
+        res = self._low_level_execute_command(self._jobctl_command(command), sudoable=False)
         info = self._last_json(res.get("stdout", ""))
         if info is None and name == "status" and res["rc"] != 0:
             return {"missing": True, "job": ""}

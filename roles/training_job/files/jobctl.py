@@ -58,6 +58,8 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
                                   @NODE_RANK@ and the first node's @MASTER_ADDR@ in ARGV and the
                                   environment, then exec ARGV
   poll JOB OFFSET WAIT MAXBYTES   wait up to WAIT s for log bytes past OFFSET or the end
+  stream JOB OFFSET WAIT MAXBYTES `poll` again and again, one line each time (each batch of bytes, or WAIT s
+                                  without any), until the end: one round trip for a whole job
   kill JOB GRACE [REASON]         SIGTERM the job's processes, SIGKILL after GRACE s (detached reaper);
                                   records REASON (default "cancelled") when the job still ran
   status JOB                      state of the job without waiting
@@ -90,6 +92,7 @@ import time
 _JOB = [""]  # absolute path of the job directory of this call, for the JSON replies
 _T0 = [0.0]  # monotonic time at which the launcher started: the timeout counts from there
 CHECK_INTERVAL = 0.01  # seconds between checks of the log while long-polling
+LIVENESS_INTERVAL = 0.5  # seconds between checks that the launcher still runs, while waiting for news
 COALESCE = 0.015  # once new bytes are seen, wait this long for more so that lines travel in batches
 END_GRACE = 2.0  # seconds left to stray processes of the job after the script itself exited
 DEFAULT_REASON = "cancelled"  # stop reason recorded by `kill` when none is given
@@ -557,12 +560,37 @@ def _state(p):
     return state
 
 
-def cmd_poll(job, offset, wait, maxbytes):
-    p = _paths(job)
-    deadline = time.time() + wait
-    # An executor of its own may check less often (its job's files on a shared file system).
-    interval = getattr(_executor(p), "CHECK_INTERVAL", CHECK_INTERVAL)
+def _wait_for_news(p, offset, deadline, interval):
+    """Sleep until the log grows past offset, rc appears, the launcher is gone, or deadline: cheap checks
+    (a stat or two) every interval, the launcher's liveness every LIVENESS_INTERVAL."""
+    launcher = _read(p["launcher"])
+    next_alive = time.time() + LIVENESS_INTERVAL
     while True:
+        now = time.time()
+        try:
+            if os.path.getsize(p["log"]) > offset:
+                return
+        except OSError:
+            pass
+        if now >= deadline or os.path.exists(p["rc"]):
+            return
+        if launcher and now >= next_alive:
+            if not _alive(int(launcher)):
+                return
+            next_alive = now + LIVENESS_INTERVAL
+        time.sleep(interval)
+
+
+def _poll(p, offset, wait, maxbytes):
+    """The job's state and its log bytes past offset, once there are any (or the end, or after wait s)."""
+    executor = _executor(p)
+    # An executor of its own may check less often (its job's files on a shared file system), and knows
+    # itself whether its job runs: its state is asked for at each check.
+    interval = getattr(executor, "CHECK_INTERVAL", CHECK_INTERVAL)
+    deadline = time.time() + wait
+    while True:
+        if executor is None:
+            _wait_for_news(p, offset, deadline, interval)
         st = _state(p)
         if st["size"] > offset:
             if st["rc"] is None and st["size"] - offset < maxbytes:
@@ -577,7 +605,7 @@ def cmd_poll(job, offset, wait, maxbytes):
         with open(p["log"], "rb") as f:
             f.seek(offset)
             data = f.read(min(st["size"] - offset, maxbytes))
-    executor = _executor(p) if st["rc"] not in (None, 0) and not st["stopped"] else None
+    executor = executor if st["rc"] not in (None, 0) and not st["stopped"] else None
     if executor is not None and offset + len(data) >= st["size"]:
         st = executor.end(_ctl(), p, st)
     st["offset"] = offset
@@ -585,7 +613,23 @@ def cmd_poll(job, offset, wait, maxbytes):
     # rc was read before the log: when rc is set and these are the last bytes, the log is complete.
     st["eof"] = st["rc"] is not None and offset + len(data) >= st["size"]
     st["data"] = base64.b64encode(data).decode("ascii")
-    _out(st)
+    return st
+
+
+def cmd_poll(job, offset, wait, maxbytes):
+    _out(_poll(_paths(job), offset, wait, maxbytes))
+
+
+def cmd_stream(job, offset, wait, maxbytes):
+    """`poll` again and again in one process: a line for each batch of bytes, and one at least every wait s
+    (the job's state), until the end (eof) or a job that no longer runs and left no rc (lost)."""
+    p = _paths(job)
+    while True:
+        st = _poll(p, offset, wait, maxbytes)
+        _out(st)
+        offset += st["n"]
+        if st["eof"] or (st["rc"] is None and not st["alive"] and st["n"] == 0):
+            return
 
 
 def _reap_later(job, grace):
@@ -726,6 +770,8 @@ def main(argv):
         _executor(_paths(_JOB[0])).rank(_ctl(), argv[4:])
     elif cmd == "poll":
         cmd_poll(job, int(argv[3]), float(argv[4]), int(argv[5]))
+    elif cmd == "stream":
+        cmd_stream(job, int(argv[3]), float(argv[4]), int(argv[5]))
     elif cmd == "kill":
         reason = argv[4] if len(argv) > 4 else DEFAULT_REASON
         if not reason or any(c.isspace() for c in reason) or "/" in reason:
