@@ -308,7 +308,7 @@ def test_an_unchanged_workdir_starts_without_rsync_and_a_changed_one_is_staged_a
     work.mkdir()
     (work / "a.txt").write_text("one\n")
     (work / "show.py").write_text("print(open('a.txt').read().strip())\n")
-    argv = ["train", "-v", str(work / "show.py"), "-i", str(testhosts.inventory_path), "-l", "th3"]
+    argv = ["train", "-v", str(work / "show.py"), "-i", str(testhosts.inventory_path), "-l", "th2"]
     argv += ["--workdir", str(work), "--output", "none"]
     mirror = "TASK Training job | Mirror the working directory (rsync, only what changed)"
 
@@ -324,10 +324,10 @@ def test_an_unchanged_workdir_starts_without_rsync_and_a_changed_one_is_staged_a
     assert run() == ("two", False)
     stage = f"~/.remote-trainer/stage/{staging.plan(work, work / 'show.py', 1 << 30).key}"
     # Changed on the host behind the driver's back, its manifest gone: rsync puts the workdir back.
-    testhosts.ssh("th3", f"rm {stage}.manifest && echo x > {stage}/a.txt")
+    testhosts.ssh("th2", f"rm {stage}.manifest && echo x > {stage}/a.txt")
     assert run() == ("two", True)
     # A manifest that does not match (another listing's, or a stale one): rsync.
-    testhosts.ssh("th3", f"echo other > {stage}.manifest")
+    testhosts.ssh("th2", f"echo other > {stage}.manifest")
     assert run() == ("two", True)
     assert run() == ("two", False)
 

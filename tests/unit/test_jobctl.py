@@ -178,6 +178,26 @@ def test_launch_then_poll_to_the_end(jobs: Jobs) -> None:
     assert_session_gone(info["launcher"])
 
 
+def test_stream_relays_each_batch_as_it_comes_and_ends_with_the_job(jobs: Jobs) -> None:
+    """`stream JOB OFFSET WAIT MAXBYTES`: one process, a line per batch (read while the script still runs),
+    a line at least every WAIT s, the last one at the end; together every byte once, in order."""
+    ticks = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.4)\n"
+    job, _ = jobs.launch("js", ticks)
+    proc = subprocess.Popen(
+        [PY, "-S", str(JOBCTL), "stream", str(job), "0", "0.2", "65536"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    assert first["rc"] is None and base64.b64decode(first["data"]) == b"0\n"  # before the script ended
+    states = [first, *(json.loads(line) for line in proc.stdout)]
+    assert proc.wait(timeout=15) == 0
+    assert states[-1]["eof"] and states[-1]["rc"] == 0 and not any(st["eof"] for st in states[:-1])
+    assert b"".join(base64.b64decode(st["data"]) for st in states) == b"0\n1\n2\n"
+    assert any(st["n"] == 0 for st in states)  # quiet spells of more than WAIT s still say how the job is
+    offsets = [st["offset"] for st in states]
+    assert offsets == sorted(offsets) and offsets[0] == 0
+
+
 def test_launch_with_its_first_poll_in_the_same_call(jobs: Jobs) -> None:
     """`launch JOB --poll WAIT MAXBYTES`: the launch's line, then the first poll's, from one process."""
     job = jobs.make("j0", PRINTS, args=("x",))
