@@ -234,13 +234,15 @@ def resolve(prefix: str) -> JobRecord:
 
 
 def all_records() -> list[JobRecord]:
+    """Every job's record, oldest first: by when it was created (ids name the second only, and two jobs
+    started in the same second, say a detached one and the next, have ids in no particular order)."""
     records = []
-    for path in sorted((assets.state_dir() / "jobs").glob("*/job.json")):
+    for path in (assets.state_dir() / "jobs").glob("*/job.json"):
         try:
             records.append(_read(path, path.parent.name))
         except JobNotFound:
             continue
-    return records
+    return sorted(records, key=lambda r: (r.started, r.id))
 
 
 def _read(path: Path, job_id: str) -> JobRecord:

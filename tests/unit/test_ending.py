@@ -40,3 +40,16 @@ def test_a_jobs_end(stopped, failed_rc, lost, end):
 )
 def test_which_stops_give_the_code(stopped, decides):
     assert store.stop_decides(stopped) is decides
+
+
+def test_records_are_listed_in_the_order_they_were_created(tmp_path, monkeypatch):
+    """Ids name the second only: two jobs of one second (a detached job, then the next) keep their order."""
+    monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(tmp_path))
+    store.save(store.JobRecord(id="20261205-012433-ffffff", started=1000.25))
+    store.save(store.JobRecord(id="20261205-012433-000000", started=1000.75))
+    store.save(store.JobRecord(id="20261205-012432-999999", started=999.5))
+    assert [r.id for r in store.all_records()] == [
+        "20261205-012432-999999",
+        "20261205-012433-ffffff",
+        "20261205-012433-000000",
+    ]
