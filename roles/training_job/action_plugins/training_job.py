@@ -19,10 +19,12 @@ Modes:
   stdin into a new private job directory (after copying the staged workdir mirror into it, when there is
   one) and starts the script detached (setsid). Then, unless `detach`, it follows the job like `follow`.
   A cancel file present before the launch, or a timeout already spent (provisioning counts), starts nothing.
-- `follow`: long-polls the job's log from `offset` (`jobctl.py poll`) and hands new bytes to Ansible's
-  display, one message per poll, which ansible-runner turns into `verbose` events while the task runs.
-  Ends when the job has ended and every byte was relayed (or, with `until_now`, at the log's current end).
-  A host that becomes unreachable is retried for `reconnect` seconds, resuming at the same offset.
+- `follow`: reads the job's log from `offset` and hands new bytes to Ansible's display, one message per
+  batch, which ansible-runner turns into `verbose` events while the task runs. Over ssh without a password
+  and on the local connection it is one remote command for the whole job (`jobctl.py stream`, read as it
+  comes, `_Stream`); otherwise, and with `until_now`, it long-polls (`jobctl.py poll`). Ends when the job
+  has ended and every byte was relayed (or, with `until_now`, at the log's current end). A host that
+  becomes unreachable is retried for `reconnect` seconds, resuming at the same offset.
 - `kill`: SIGTERM to the job's processes, SIGKILL after `grace` (by a detached reaper on the host), then
   waits for the end without relaying. A job that already ended is left as it is.
 - `status`: the job's state without waiting.
