@@ -15,7 +15,9 @@ DRIVER = str(Path(sys.executable).parent / "driver")
 
 def readme_table() -> list[tuple[str, str]]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Exit codes") :]
+    start = text.index("### Exit codes") + len("### Exit codes")
+    after = re.search(r"^#{1,3} ", text[start:], flags=re.M)  # the section ends at the next heading
+    section = text[start : start + after.start()] if after else text[start:]
     rows = re.findall(r"^\| (\S+) \| (.+) \|$", section, flags=re.M)
     return [(code, meaning) for code, meaning in rows if code not in ("code", "---")]
 
