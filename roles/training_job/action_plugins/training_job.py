@@ -99,16 +99,20 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) 
     tar.addfile(info, io.BytesIO(data))
 
 
-@functools.cache
-def _role_module(name: str):
-    """A module of the role's filter_plugins: contract.py (the rule of `output`), executor.py (sbatch)."""
+def _load(name: str, *parts: str):
+    """The module of a file found from this plugin's directory (role plugins cannot import each other)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(__file__), "..", "filter_plugins", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"training_job_role_{name}", path)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), *parts))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def _role_module(name: str):
+    """A module of the role's filter_plugins: contract.py (the rule of `output`), executor.py (sbatch)."""
+    return _load(f"training_job_role_{name}", "..", "filter_plugins", f"{name}.py")
 
 
 def _role_file(name: str) -> str:
@@ -125,15 +129,9 @@ def _role_contract():
 def _remote_host_check():
     """remote_host's check (its action plugin's functions), for `quick`. Role plugins cannot share a module
     by name; the roles are installed side by side (roles_path), so the file is found next to this role."""
-    import importlib.util
-
-    path = os.path.join(
-        os.path.dirname(__file__), "..", "..", "remote_host", "action_plugins", "remote_host_check.py"
+    return _load(
+        "training_job_remote_host_check", "..", "..", "remote_host", "action_plugins", "remote_host_check.py"
     )
-    spec = importlib.util.spec_from_file_location("training_job_remote_host_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _warm() -> None:
