@@ -33,8 +33,8 @@ $(BIN)/driver: pyproject.toml
 install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools.
 
 lint: install  ## ruff, yamllint, shellcheck and ansible-lint (production profile).
-	$(BIN)/ruff check driver tests testhosts bench roles
-	$(BIN)/ruff format --check driver tests testhosts bench roles
+	$(BIN)/ruff check driver tests testhosts bench ansible_collections
+	$(BIN)/ruff format --check driver tests testhosts bench ansible_collections
 	$(BIN)/yamllint --strict .
 	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
@@ -80,16 +80,17 @@ CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY)
 	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS) \
 	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
 	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) $(CLUSTER_EXTRA_VARS)
+COLLECTION := ansible_collections/remote_trainer/core
 PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
 
 cluster-up: install  ## Runner image + Kubeflow Trainer + the remote runtime on minikube or CLUSTER=existing (INVENTORY, SSH_KEY, KNOWN_HOSTS).
-	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS)
+	$(PLAYBOOK) $(COLLECTION)/playbooks/cluster.yml $(CLUSTER_VARS)
 
 cluster-down: install  ## Delete the minikube profile.
-	$(PLAYBOOK) playbooks/cluster.yml $(CLUSTER_VARS) -e minikube_state=absent
+	$(PLAYBOOK) $(COLLECTION)/playbooks/cluster.yml $(CLUSTER_VARS) -e minikube_state=absent
 
 image: install  ## Build the runner image (tagged by content).
-	$(PLAYBOOK) playbooks/image.yml
+	$(PLAYBOOK) $(COLLECTION)/playbooks/image.yml
 
 images:  ## Build the sshd test host images (once; skipped when current).
 	bash testhosts/build-image.sh

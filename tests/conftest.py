@@ -140,8 +140,7 @@ SOURCES = [
     "README.md",
     "ansible.cfg",
     "driver",
-    "playbooks",
-    "roles",
+    "ansible_collections",
     "runner",
 ]
 

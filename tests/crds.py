@@ -92,3 +92,16 @@ def validate(obj: dict[str, Any]) -> list[str]:
         if obj["spec"].get("mlPolicy") is None:
             problems.append("spec.mlPolicy must not be null (the SDK needs it)")
     return problems
+
+
+# The remote runtime's kustomize base and overlays (the remote_runtime role's files).
+KUSTOMIZE = (
+    REPO
+    / "ansible_collections"
+    / "remote_trainer"
+    / "core"
+    / "roles"
+    / "remote_runtime"
+    / "files"
+    / "kustomize"
+)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from crds import REPO, validate
+from crds import KUSTOMIZE, validate
 
-OVERLAYS = sorted(p for p in (REPO / "kustomize" / "overlays").iterdir() if p.is_dir())
+OVERLAYS = sorted(p for p in (KUSTOMIZE / "overlays").iterdir() if p.is_dir())
 
 
 def render(path: Path) -> list[dict]:
@@ -36,7 +36,7 @@ def test_overlay_renders_a_valid_remote_runtime(overlay):
 
 
 def test_the_validator_catches_what_it_must(tmp_path):
-    (runtime,) = render(REPO / "kustomize" / "overlays" / "minikube")
+    (runtime,) = render(KUSTOMIZE / "overlays" / "minikube")
     broken = copy.deepcopy(runtime)
     broken["spec"]["mlPolicy"]["numNodes"] = "one"
     broken["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"][

@@ -17,7 +17,13 @@ def playbook(name: str, *extra: str, tmp_path: Path) -> subprocess.CompletedProc
         "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
     }
     return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(REPO / "playbooks" / name), *extra],
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            str(REPO / "ansible_collections/remote_trainer/core/playbooks" / name),
+            *extra,
+        ],
         env=env,
         capture_output=True,
         text=True,

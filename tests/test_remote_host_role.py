@@ -26,7 +26,7 @@ PLAYBOOK = """\
   hosts: all
   gather_facts: false
   roles:
-    - role: remote_host
+    - role: remote_trainer.core.remote_host
 """
 
 
@@ -52,7 +52,7 @@ def provision(tmp_path: Path, inventory: Path, **role_vars: Any) -> Outcome:
         extravars=role_vars,
         envvars={
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO),
             "PATH": f"{BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         },
         quiet=True,
@@ -75,7 +75,9 @@ def failure_of(out: Outcome, host: str) -> dict[str, Any]:
     """The typed failure of the host's one failed event, from a step of the role (no other host failed)."""
     assert out.rc != 0, out.stdout
     assert list(out.failures) == [host], out.stdout
-    assert out.failed_tasks[host] in ("ansible.builtin.set_fact", "remote_host_check"), out.failures
+    assert out.failed_tasks[host] in ("ansible.builtin.set_fact", "remote_trainer.core.remote_host_check"), (
+        out.failures
+    )
     failure = out.failures[host]["ansible_facts"]["remote_host_failure"]
     assert set(failure) == {"kind", "msg"}
     assert "\n" not in failure["msg"]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ROLES = REPO / "roles"
+ROLES = REPO / "ansible_collections" / "remote_trainer" / "core" / "roles"
 
 
 def interface(role: str) -> tuple[dict, dict, set[str]]:
@@ -52,7 +52,7 @@ def run_remote_runtime(tmp_path: Path, **role_vars: str) -> subprocess.Completed
     playbook = tmp_path / "runtime.yml"
     playbook.write_text(
         "- name: Runtime\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
-        "  roles:\n    - role: remote_runtime\n"
+        "  roles:\n    - role: remote_trainer.core.remote_runtime\n"
     )
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)]
     for name, value in {"remote_runtime_apply": "false", **role_vars}.items():
@@ -60,7 +60,7 @@ def run_remote_runtime(tmp_path: Path, **role_vars: str) -> subprocess.Completed
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO),
         "KUBECONFIG": str(tmp_path / "no-kubeconfig"),
     }
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -92,11 +92,12 @@ def test_remote_runtime_with_an_empty_inventory_says_which(tmp_path):
 
 @pytest.mark.parametrize("output", ["../up", "/abs", "."])
 def test_the_training_job_role_refuses_an_output_outside_the_job_by_its_kind(output, tmp_path):
-    """A playbook using the role without the driver gets the same rule (filter_plugins/contract.py)."""
+    """A playbook using the role without the driver gets the same rule (plugin_utils/job_options.py)."""
     playbook = tmp_path / "job.yml"
     playbook.write_text(
         "- name: Job\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-        "    - name: The role\n      ansible.builtin.include_role:\n        name: training_job\n"
+        "    - name: The role\n      ansible.builtin.include_role:\n"
+        "        name: remote_trainer.core.training_job\n"
     )
     job = {
         "id": f"roles-test-{tmp_path.name}",
@@ -105,7 +106,7 @@ def test_the_training_job_role_refuses_an_output_outside_the_job_by_its_kind(out
     }
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)]
     argv += ["-e", json.dumps({"training_job": job})]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROLES)}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO)}
     res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stdout + res.stderr
     failure = re.search(r'"training_job_failure": (\{[^}]*\})', res.stdout)

@@ -11,16 +11,30 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parents[1]  # driver/
 
 
+# The collection of roles, plugins and playbooks: galaxy.yml's namespace and name.
+COLLECTION = ("remote_trainer", "core")
+
+
 def ansible_home() -> Path:
-    """Directory holding ansible.cfg, playbooks/ and roles/: bundled in a wheel, or the source checkout."""
+    """Directory holding ansible.cfg and ansible_collections/: bundled in a wheel, or the source checkout."""
     bundled = _PACKAGE / "_ansible"
     if (bundled / "ansible.cfg").is_file():
         return bundled
     return _PACKAGE.parent
 
 
+def collections_path() -> Path:
+    """The collections path that holds the driver's own copy of the collection (ANSIBLE_COLLECTIONS_PATH)."""
+    return ansible_home()
+
+
+def collection() -> Path:
+    """The collection's directory (ansible_collections/remote_trainer/core)."""
+    return collections_path().joinpath("ansible_collections", *COLLECTION)
+
+
 def playbook(name: str) -> Path:
-    return ansible_home() / "playbooks" / name
+    return collection() / "playbooks" / name
 
 
 def ansible_cfg() -> Path:

@@ -29,7 +29,7 @@ log = logging.getLogger("driver.ansible")
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
-# Must match RELAY_MARKER in roles/training_job/action_plugins/training_job.py (and remote_host_build.py).
+# Must match RELAY_MARKER of the collection's plugins/plugin_utils/relay.py.
 RELAY_MARKER = "@@remote-trainer-relay@@"
 
 

@@ -92,6 +92,11 @@ class PlaybookRun:
                     os.kill(pid, signal.SIGTERM)
 
 
+# Ansible's default collections path, searched after the driver's own copy (collections a user's inventory
+# plugins need); the `ansible` package's collections are found on Python's path whatever this holds.
+_COLLECTIONS_PATH = "~/.ansible/collections:/usr/share/ansible/collections"
+
+
 def base_envvars(inventory: str | None = None, accept_new_host_keys: bool = False) -> dict[str, str]:
     """Environment of every ansible-playbook the driver starts (over `inventory`)."""
     settings = sshsettings.mark(inventory, accept_new_host_keys)
@@ -101,7 +106,10 @@ def base_envvars(inventory: str | None = None, accept_new_host_keys: bool = Fals
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         # Warm connections are reused only while what they authenticated with holds.
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(assets.control_path_dir(settings)),
-        "ANSIBLE_ROLES_PATH": str(assets.ansible_home() / "roles"),
+        # The driver's own copy of the collection first: the one its playbooks and contract were made with.
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+            [str(assets.collections_path()), os.environ.get("ANSIBLE_COLLECTIONS_PATH", _COLLECTIONS_PATH)]
+        ),
         "ANSIBLE_NOCOLOR": "True",
         # An inventory that does not parse is an error, not an empty inventory.
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
@@ -128,7 +136,7 @@ def start(
     accept_new_host_keys: bool = False,
     ssh_inventory: str | None = None,
 ) -> PlaybookRun:
-    """Start playbooks/<playbook> on a thread; the caller keeps its signal handlers.
+    """Start the collection's playbooks/<playbook> on a thread; the caller keeps its signal handlers.
 
     ssh_inventory: the user's inventory whose SSH settings mark the warm connections (None: this machine).
     """
@@ -138,7 +146,8 @@ def start(
         inventory=[inventory],
         limit=limit,
         forks=forks,
-        extravars=extravars,
+        # The collection's plugins tell the driver what happens as relay records (events.py reads them).
+        extravars={**extravars, "remote_trainer_relay": "records"},
         envvars=base_envvars(ssh_inventory, accept_new_host_keys),
         event_handler=event_handler,
         # Our own callback keeps ansible-runner from taking over SIGINT/SIGTERM; cancelling is ours.

@@ -1,3 +1,3 @@
 """The executors' driver halves, one module each; the role holds the rest of each (its
-filter_plugins/executor.py says where).
+plugins/plugin_utils/executor.py says where).
 """

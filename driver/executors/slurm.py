@@ -1,7 +1,8 @@
 """The Slurm executor, the driver's half: its settings (--partition and friends, checked here, judged by
 sbatch), its command-line options, and its words in `train`'s summary. The rest of it lives with the role:
-filter_plugins/executor_slurm.py (sbatch's options, the command) and files/jobctl_slurm.py (the login node's
-side: submit, Slurm's state, stop); the exit codes of Slurm's ends are in driver/errors.py's one table.
+the collection's plugins/plugin_utils/executor_slurm.py (sbatch's options, the command) and the role's
+files/jobctl_slurm.py (the login node's side: submit, Slurm's state, stop); the exit codes of Slurm's ends
+are in driver/errors.py's one table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class Slurm:
     """What a job asks of sbatch under the slurm executor (--partition and friends); the inventory's
-    training_job_slurm gives the site's defaults under them (the role's filter_plugins/executor_slurm.py).
+    training_job_slurm gives the site's defaults under them (plugin_utils/executor_slurm.py).
 
     Values travel as argv elements to sbatch on the login node, never through a shell; sbatch itself judges
     them (a refusal is one line with its reason, exit 93).

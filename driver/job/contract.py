@@ -1,10 +1,11 @@
 """The job contract: the one `training_job` dict the driver hands to the roles, and the defaults it relies on.
 
-The fields and their defaults are written once, in roles/training_job/meta/argument_specs.yml; the role
-fills them in (filter_plugins/contract.py, which also holds the rule of `output`) and the driver reads both
-through that module (help texts, its own waits, the early check of --output), so no default or rule is
-written twice. The driver passes only the fields it sets. Secrets (argument and
-environment values) never enter this dict: they travel in the 0600 spec file it names.
+The fields and their defaults are written once, in the collection's
+roles/training_job/meta/argument_specs.yml; the role fills them in (plugins/plugin_utils/job_options.py,
+which also holds the rule of `output`) and the driver reads both through that module (help texts, its own
+waits, the early check of --output), so no default or rule is written twice. The driver passes only the
+fields it sets. Secrets (argument and environment values) never enter this dict: they travel in the 0600
+spec file it names.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from driver.execution import assets
 
 @functools.cache
 def _role_contract() -> ModuleType:
-    """The role's contract module (roles/training_job/filter_plugins/contract.py): fields, defaults, rules."""
-    path = assets.ansible_home() / "roles" / "training_job" / "filter_plugins" / "contract.py"
-    spec = importlib.util.spec_from_file_location("training_job_role_contract", path)
+    """The role's job options (the collection's plugins/plugin_utils/job_options.py): fields, defaults, rules.
+
+    Loaded by its path, as a module of its own: importing it by its collection name would need Ansible's
+    collection loader in the driver's process (and its start time)."""
+    path = assets.collection() / "plugins" / "plugin_utils" / "job_options.py"
+    spec = importlib.util.spec_from_file_location("remote_trainer_job_options", path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -582,7 +582,8 @@ def install_trainer() -> None:
     }
     res = subprocess.run(
         [
-            str(venv / "ansible-playbook"), "-i", "localhost,", str(REPO / "playbooks" / "trainer.yml"),
+            str(venv / "ansible-playbook"), "-i", "localhost,",
+            str(REPO / "ansible_collections/remote_trainer/core/playbooks/trainer.yml"),
             "-e", f"kubeflow_trainer_manifests={overlay}",
         ],
         env=env, capture_output=True, text=True, check=False, timeout=900,

@@ -7,7 +7,7 @@ import subprocess
 import uuid
 
 import pytest
-from driverproc import REPO
+from crds import KUSTOMIZE
 from kubeflow.trainer.backends.kubernetes import utils as sdk_utils
 from kubeflow.trainer.types import types as sdk_types
 from kubeflow_trainer_api import models
@@ -39,11 +39,7 @@ def fails():
 @pytest.fixture(scope="module")
 def sdk_runtime() -> sdk_types.Runtime:
     """The Runtime the SDK makes of our rendered ClusterTrainingRuntime (as its get_runtime does)."""
-    (cr,) = [
-        d
-        for d in render(REPO / "kustomize" / "overlays" / "minikube")
-        if d["kind"] == "ClusterTrainingRuntime"
-    ]
+    (cr,) = [d for d in render(KUSTOMIZE / "overlays" / "minikube") if d["kind"] == "ClusterTrainingRuntime"]
     runtime_cr = models.TrainerV1alpha1ClusterTrainingRuntime.from_dict(cr)
     return sdk_types.Runtime(
         name=runtime_cr.metadata.name,

@@ -1,24 +1,16 @@
-"""The container executor's command (roles/training_job/action_plugins/training_job.py `command`) and the
+"""The container executor's command (plugins/action/training_job.py `command`) and the
 checks of the container options (driver/job/spec.py `Container`): pure functions, checked without a host.
 Real engines run these commands in tests/e2e/test_container.py."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
+from ansible_collections.remote_trainer.core.plugins.action.training_job import command, merged_env
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.job_options import training_job_contract
 from driver.errors import BadContainer
 from driver.job import contract
 from driver.job.spec import Container, JobSpec
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "roles" / "training_job" / "filter_plugins"))
-sys.path.insert(0, str(REPO / "roles" / "training_job" / "action_plugins"))
-
-from contract import training_job_contract  # noqa: E402  (the role's filter plugin)
-from training_job import command, merged_env  # noqa: E402  (the role's action plugin)
 
 
 def job(**container) -> dict:

@@ -3,22 +3,20 @@ from that one file, and a job without its required fields is refused."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.job_options import training_job_contract
 from driver.job import contract
 from driver.job.spec import JobSpec
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "roles" / "training_job" / "filter_plugins"))
+ROLE = REPO / "ansible_collections" / "remote_trainer" / "core" / "roles" / "training_job"
 
-from contract import training_job_contract  # noqa: E402  (the role's filter plugin)
-
-SPECS = yaml.safe_load((REPO / "roles/training_job/meta/argument_specs.yml").read_text())["argument_specs"]
+SPECS = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
 
 
 def test_the_train_job_dict_holds_only_what_is_set_and_validates(tmp_path):

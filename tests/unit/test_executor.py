@@ -1,6 +1,6 @@
-"""The executor decision and the Slurm executor's sbatch options (filter_plugins/executor.py of the role), the
-Slurm lines the driver prints (driver/execution/events.py Queue) and the codes of Slurm's ends: pure
-functions, checked without a host. tests/e2e/test_slurm.py runs them against a real Slurm."""
+"""The executor decision and the Slurm executor's sbatch options (the collection's plugin_utils), the Slurm
+lines the driver prints (driver/execution/events.py Queue) and the codes of Slurm's ends: pure functions,
+checked without a host. tests/e2e/test_slurm.py runs them against a real Slurm."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.executor import training_job_executor
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.executor_slurm import (
+    sbatch_options,
+    slurm_settings,
+)
 from driver.errors import EXIT_LOST, EXIT_NEVER_STARTED, EXIT_NODE_FAILURE, EXIT_OUT_OF_MEMORY, EXIT_TIMEOUT
 from driver.execution.events import Queue
 from driver.job import store
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "roles" / "training_job" / "filter_plugins"))
-sys.path.insert(0, str(REPO / "roles" / "training_job" / "files"))
+sys.path.insert(
+    0, str(REPO / "ansible_collections" / "remote_trainer" / "core" / "roles" / "training_job" / "files")
+)
 
-from executor import training_job_executor  # noqa: E402  (the role's filter)
-from executor_slurm import sbatch_options, slurm_settings  # noqa: E402  (the Slurm executor's)
 from jobctl_slurm import END_WHY, _reason  # noqa: E402  (the host side)
 
 

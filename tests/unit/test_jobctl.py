@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-JOBCTL = Path(__file__).resolve().parents[2] / "roles" / "training_job" / "files" / "jobctl.py"
+JOBCTL = (
+    Path(__file__).resolve().parents[2]
+    / "ansible_collections/remote_trainer/core/roles/training_job/files/jobctl.py"
+)
 PY = shutil.which("python3") or sys.executable
 
 PRINTS = r"""

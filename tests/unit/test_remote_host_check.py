@@ -1,4 +1,4 @@
-"""The remote_host role's check (action_plugins/remote_host_check.py): requirements as pip reads them, the
+"""The remote_host role's check (plugins/action/remote_host_check.py): requirements as pip reads them, the
 venv key, the plan from what the probe printed, and the probe itself run by /bin/sh on this machine."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.remote_trainer.core.plugins.plugin_utils import host_check as check
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "roles" / "remote_host" / "action_plugins"))
 
-import remote_host_check as check  # noqa: E402
-
-DEFAULTS = yaml.safe_load((REPO / "roles" / "remote_host" / "defaults" / "main.yml").read_text())
+DEFAULTS = yaml.safe_load(
+    (REPO / "ansible_collections/remote_trainer/core/roles/remote_host/defaults/main.yml").read_text()
+)
 
 
 def settings(**changes: object) -> dict:

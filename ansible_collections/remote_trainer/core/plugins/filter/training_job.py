@@ -1,0 +1,21 @@
+"""The training_job role's filters: the job with its defaults, the executor of a host, Slurm's settings.
+
+Each is a function of plugin_utils (tested there, shared with the action plugins); this file only names them.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.executor import training_job_executor
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.executor_slurm import slurm_settings
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.job_options import training_job_contract
+
+
+class FilterModule:
+    """remote_trainer.core.training_job_contract, .training_job_executor, .training_job_slurm_settings."""
+
+    def filters(self) -> dict:
+        return {
+            "training_job_contract": training_job_contract,
+            "training_job_executor": training_job_executor,
+            "training_job_slurm_settings": slurm_settings,
+        }
