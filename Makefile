@@ -79,7 +79,8 @@ OVERLAY ?= minikube
 CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY) \
 	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS) \
 	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
-	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) $(CLUSTER_EXTRA_VARS)
+	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) -e runner_image_context=$(CURDIR) \
+	$(CLUSTER_EXTRA_VARS)
 COLLECTION := ansible_collections/remote_trainer/core
 PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
 
@@ -90,7 +91,7 @@ cluster-down: install  ## Delete the minikube profile.
 	$(PLAYBOOK) $(COLLECTION)/playbooks/cluster.yml $(CLUSTER_VARS) -e minikube_state=absent
 
 image: install  ## Build the runner image (tagged by content).
-	$(PLAYBOOK) $(COLLECTION)/playbooks/image.yml
+	$(PLAYBOOK) $(COLLECTION)/playbooks/image.yml -e runner_image_context=$(CURDIR)
 
 images:  ## Build the sshd test host images (once; skipped when current).
 	bash testhosts/build-image.sh

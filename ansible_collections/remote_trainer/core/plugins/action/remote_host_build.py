@@ -21,7 +21,11 @@ import threading
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import record_line, wants_records
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import (
+    record_line,
+    refuse_check_mode,
+    wants_records,
+)
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.role_files import role_file
 
 display = Display()
@@ -40,11 +44,12 @@ READ = (
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    # It installs packages: under --check it is skipped ("check mode is not supported for this action").
+    # It installs packages: under --check it is skipped, with a warning that says why.
     _supports_check_mode = False
     _VALID_ARGS = frozenset(("python", "build", "environment"))
 
     def run(self, tmp=None, task_vars=None):
+        refuse_check_mode(self._task, "installs packages")
         result = super().run(tmp, task_vars)
         args = self._task.args
         self._host = (task_vars or {}).get("inventory_hostname", "?")

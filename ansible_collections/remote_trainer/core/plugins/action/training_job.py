@@ -71,7 +71,11 @@ from ansible.utils.display import Display
 
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import executor as executors
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import host_check, job_options
-from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import record_line, wants_records
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import (
+    record_line,
+    refuse_check_mode,
+    wants_records,
+)
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.role_files import role_file
 
 display = Display()
@@ -286,12 +290,13 @@ class ActionModule(ActionBase):
     # Files travel on stdin of one command (never through a remote temporary directory, which would cost two
     # round trips on every call: mkdir before the action, rm after it).
     TRANSFERS_FILES = False
-    # It starts, stops and removes jobs: under --check the task is skipped ("check mode is not supported for
-    # this action"), nothing runs on the host.
+    # It starts, stops and removes jobs: under --check the task is skipped, with a warning that says why, and
+    # nothing runs on the host.
     _supports_check_mode = False
     _VALID_ARGS = frozenset(("mode", "job", "host"))
 
     def run(self, tmp=None, task_vars=None):
+        refuse_check_mode(self._task, "starts, stops and removes jobs")
         result = super().run(tmp, task_vars)
         args = self._task.args
         self._host = (task_vars or {}).get("inventory_hostname", "?")

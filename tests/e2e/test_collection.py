@@ -1,0 +1,185 @@
+"""The collection as its users get it: `ansible-galaxy collection build`, the tarball installed into a fresh
+collections path, and a playbook of one's own (outside this repository, roles by their FQCN) against a real
+sshd host: provision, train, cancel; and --check, which starts nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE = REPO / "ansible_collections" / "remote_trainer" / "core"
+BIN = Path(sys.executable).parent
+GALAXY = yaml.safe_load((SOURCE / "galaxy.yml").read_text())
+
+PLAYBOOK = """\
+- name: Prepare the hosts
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: remote_trainer.core.remote_host
+
+- name: Train
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Run the training script and show its output
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+      vars:
+        training_job_python: "{{ remote_host_python_path }}"
+        training_job:
+          id: "{{ job_id }}"
+          script: "{{ playbook_dir }}/train.py"
+          timeout: 120
+
+- name: Start a long job, then cancel it
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Start the job and leave it running
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+      vars:
+        training_job_python: "{{ remote_host_python_path }}"
+        training_job:
+          id: "{{ job_id }}-long"
+          script: "{{ playbook_dir }}/long.py"
+          detach: true
+
+    - name: Cancel it
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+        tasks_from: control
+      vars:
+        training_job:
+          id: "{{ job_id }}-long"
+          control: kill
+          reason: superseded
+          grace: 5
+"""
+
+TRAIN = """\
+import sys
+print("hello from", sys.argv[0].rsplit("/", 1)[-1], flush=True)
+print("loss=0.5", flush=True)
+"""
+
+LONG = """\
+import time
+print("long job running", flush=True)
+time.sleep(300)
+"""
+
+
+def run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The collection built into a tarball and installed into a fresh collections path (as a user would)."""
+    work = tmp_path_factory.mktemp("collection")
+    env = user_env(None)
+    build = run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", str(SOURCE), "--output-path", str(work)],
+        work,
+        env,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    tarball = work / f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
+    assert tarball.is_file(), build.stdout
+    path = work / "collections"
+    install = run(
+        [str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(path)], work, env
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (path / "ansible_collections" / "remote_trainer" / "core" / "MANIFEST.json").is_file()
+    return path
+
+
+@pytest.fixture
+def user_dir(tmp_path) -> Path:
+    """A user's project directory: a playbook and two scripts, nothing of this repository."""
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    (tmp_path / "train.py").write_text(TRAIN)
+    (tmp_path / "long.py").write_text(LONG)
+    return tmp_path
+
+
+def user_env(installed: Path | None) -> dict[str, str]:
+    """Ansible as a user runs it: no ansible.cfg of this repository, and collections from their collections
+    path (the tarball's) and the `ansible` package's alone. Python's path is not scanned: this repository's
+    editable install puts its own ansible_collections/ there."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    paths = [str(installed)] if installed is not None else []
+    env.update(
+        ANSIBLE_NOCOLOR="True",
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([*paths, sysconfig.get_paths()["purelib"]]),
+        PATH=f"{BIN}:{os.environ['PATH']}",
+    )
+    return env
+
+
+def on_host(testhosts, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ssh", "-F", str(testhosts.ssh_config_path), "th1", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_playbook_of_ones_own_provisions_trains_and_cancels_with_the_installed_collection(
+    installed, user_dir, testhosts
+):
+    job_id = f"coll-{uuid.uuid4().hex[:8]}"
+    argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1", "site.yml"]
+    res = run([*argv, "-e", f"job_id={job_id}"], user_dir, user_env(installed))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    # The roles and plugins came from the installed tarball, not from this repository.
+    assert str(REPO) not in out
+    # The script's own lines, shown live as plain lines (no driver: no relay records).
+    assert "[th1] hello from train.py" in out and "[th1] loss=0.5" in out, out
+    assert "@@remote-trainer-relay@@" not in out
+    # The long job was started and then cancelled: its reason is recorded and nothing of it still runs.
+    assert "[th1] long job running" not in out  # detached: not followed
+    ps = on_host(testhosts, f"pgrep -f '{job_id}-long/work/[l]ong.py' || true")
+    assert ps.stdout.strip() == "", ps.stdout
+    stopped = on_host(testhosts, f"cat ~/.remote-trainer/jobs/{job_id}-long/.rt/stopped")
+    assert stopped.stdout.strip() == "superseded", stopped.stdout + stopped.stderr
+
+
+def test_check_mode_starts_nothing_and_says_so(installed, user_dir, testhosts):
+    job_id = f"coll-check-{uuid.uuid4().hex[:8]}"
+    argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1", "site.yml"]
+    res = run([*argv, "--check", "-e", f"job_id={job_id}"], user_dir, user_env(installed))
+    out = res.stdout + res.stderr
+    assert (
+        "remote_trainer.core.training_job starts, stops and removes jobs: it does not run in check mode"
+        in out
+    ), out
+    assert "hello from train.py" not in out
+    listing = on_host(testhosts, f"ls -d ~/.remote-trainer/jobs/{job_id}* 2>/dev/null || true")
+    assert listing.stdout.strip() == "", listing.stdout
+
+
+def test_the_installed_plugins_are_documented(installed):
+    env = user_env(installed)
+    for name in ("training_job", "remote_host_check", "remote_host_build"):
+        doc = run([str(BIN / "ansible-doc"), f"remote_trainer.core.{name}"], installed, env, timeout=60)
+        assert doc.returncode == 0 and re.search(r"check_mode", doc.stdout), doc.stdout + doc.stderr
