@@ -12,6 +12,8 @@ WHEELHOUSE := .state/wheelhouse
 CACHE ?= $(HOME)/.cache/remote-trainer
 TORCH_VERSION ?= 2.13.0
 export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp311
+# The Ansible collection remote_trainer.core: roles, plugins, playbooks (galaxy.yml).
+COLLECTION := ansible_collections/remote_trainer/core
 SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.sh runner/python runner/remote-trainer-runner \
 	$(wildcard testhosts/*.sh testhosts/image/*.sh testhosts/kube/*.sh tests/gpu/*.sh)
 
@@ -19,7 +21,7 @@ SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.s
 KUBE_BIN := $(shell sh -c '. ./testhosts/kube/versions.sh && echo "$$KUBE_BIN"')
 TEST_PATH = $(KUBE_BIN):$(CURDIR)/$(BIN):$$PATH
 
-.PHONY: help install lint test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
+.PHONY: help install lint sanity collection test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,12 +40,22 @@ lint: install  ## ruff, yamllint, shellcheck and ansible-lint (production profil
 	$(BIN)/yamllint --strict .
 	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --strict
+	$(MAKE) sanity
+
+# ansible-test makes a venv per sanity test; .ci/ansible-test-pip.py gives it the pip bootstrap it would download.
+sanity: install  ## ansible-test sanity on the collection (its ignore file: $(COLLECTION)/tests/sanity/).
+	$(PY) .ci/ansible-test-pip.py
+	cd $(COLLECTION) && PATH=$(CURDIR)/$(BIN):$$PATH $(CURDIR)/$(BIN)/ansible-test sanity \
+		--python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+collection: install  ## Build the collection's tarball into .state/collection/ (ansible-galaxy collection install it).
+	$(BIN)/ansible-galaxy collection build $(COLLECTION) --output-path .state/collection --force
 
 wheelhouse: install  ## Download the test wheels (the tests' hosts install from them, offline).
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
 	TORCH_VERSION=$(TORCH_VERSION) sh testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
 
-test: lint wheelhouse modules kube-build  ## The whole suite: lint, pytest, molecule, then the cluster tests (see .ci/run).
+test: lint collection wheelhouse modules kube-build  ## The whole suite: lint, pytest, molecule, then the cluster tests (see .ci/run).
 	PATH=$(TEST_PATH) $(PY) -m pytest
 	$(MAKE) molecule
 	$(MAKE) test-cluster
@@ -81,7 +93,6 @@ CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY)
 	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
 	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) -e runner_image_context=$(CURDIR) \
 	$(CLUSTER_EXTRA_VARS)
-COLLECTION := ansible_collections/remote_trainer/core
 PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
 
 cluster-up: install  ## Runner image + Kubeflow Trainer + the remote runtime on minikube or CLUSTER=existing (INVENTORY, SSH_KEY, KNOWN_HOSTS).

@@ -65,7 +65,6 @@ import tarfile
 import time
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: F401  (loaded before the fork)
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -115,6 +114,9 @@ def _warm() -> None:
     of it: what is loaded here is loaded once, not once per host and task (about 25 ms each: the job's
     options and remote_host's, both from their argument specs).
     """
+    import importlib
+
+    importlib.import_module("ansible.module_utils.common.arg_spec")  # the argument specs' validator
     job_options.job_options("main")
     host_check.spec_options()
 
@@ -264,7 +266,7 @@ class _Stream:
                     raise AnsibleConnectionFailure(f"ssh to {self._host} ended: {err}")
                 raise AnsibleActionFail(f"jobctl stream ended on {self._host} (rc {rc}): {err}")
             self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        line, _sep, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
     def close(self) -> None:
@@ -711,7 +713,7 @@ class ActionModule(ActionBase):
 
     # -- helpers ------------------------------------------------------------------------------------
     def _jobctl_command(self, command: str) -> str:
-        name, _, rest = command.partition(" ")
+        name, _sep, rest = command.partition(" ")
         return f"{self._py} -S {self._job_q}/.rt/jobctl.py {name} {self._job_q} {rest}".rstrip()
 
     def _stream_argv(self, command: str) -> list | None:

@@ -13,7 +13,7 @@ description:
   - The remote_host role calls it when its check finds the set missing; use the role.
   - Refuses check mode (the task is skipped), since it installs packages.
 version_added: 0.1.0
-author: remote-trainer maintainers
+author: remote-trainer maintainers (!UNKNOWN)
 options:
   python:
     description: The host python that runs C(venvset.py).
@@ -30,10 +30,15 @@ options:
     default: {}
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: none
+    details: The task is skipped under C(--check), with a warning that says why.
   diff_mode:
+    description: Will return details on what has changed, when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 """
 

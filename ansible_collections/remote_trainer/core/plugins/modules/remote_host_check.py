@@ -14,7 +14,7 @@ description:
     whose argument spec documents each setting.
   - Changes nothing on the host, so it runs in check mode too.
 version_added: 0.1.0
-author: remote-trainer maintainers
+author: remote-trainer maintainers (!UNKNOWN)
 options:
   python: {description: "See the role's C(remote_host_python).", type: str, required: true}
   python_candidates:
@@ -45,10 +45,15 @@ options:
   image: {description: "See C(remote_host_image).", type: dict, required: true}
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
+    details: It only reads the host.
   diff_mode:
+    description: Will return details on what has changed, when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 """
 

@@ -14,7 +14,7 @@ description:
     anything follows it. Following relays the script's output live and ends with the job.
   - Refuses check mode (the task is skipped), since it starts, stops and removes jobs.
 version_added: 0.1.0
-author: remote-trainer maintainers
+author: remote-trainer maintainers (!UNKNOWN)
 options:
   mode:
     description:
@@ -38,10 +38,15 @@ options:
     default: {}
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: none
+    details: The task is skipped under C(--check), with a warning that says why.
   diff_mode:
+    description: Will return details on what has changed, when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 notes:
   - The variable C(remote_trainer_relay=records) (set by the driver) turns the relayed output into records

@@ -73,7 +73,7 @@ def _sh_path(path: str) -> str:
 def probe_script(settings: dict, image_id_needed: bool) -> str:
     """The one remote command of the check (see the module's docstring for what it prints)."""
     wanted = [settings["python"]] if settings["python"] else list(settings["python_candidates"])
-    major, _, minor = str(settings["python_min_version"]).partition(".")
+    major, _dot, minor = str(settings["python_min_version"]).partition(".")
     check = VERSION_CHECK.format(major=int(major), minor=int(minor.split(".")[0] or 0))
     cache = _sh_path(settings["cache_dir"])
     parts = [

@@ -47,7 +47,7 @@ def _lock(path, wait):
 
 def _size_kb(path):
     total = 0
-    for root, _, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for name in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
@@ -67,7 +67,10 @@ def build(spec):
         shutil.rmtree(spec["venv"], ignore_errors=True)  # what an unfinished attempt left
         site = ["--system-site-packages"] if spec["site_packages"] else []
         created = subprocess.run(
-            [python, "-m", "venv", *site, spec["venv"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [python, "-m", "venv", *site, spec["venv"]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
         if created.returncode != 0:
             sys.stdout.write(created.stdout.decode(errors="replace"))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Job control on a training host: launch detached, poll the log, kill the process tree.
 
 The training_job action plugin sends it inside the job's payload (a tar stream unpacked into JOB by the
@@ -322,7 +321,9 @@ def _run_engine(spec, what):
         return False
     with open(os.devnull, "wb") as devnull:
         try:
-            done = subprocess.run(spec[what], stdin=devnull, stdout=devnull, stderr=devnull, timeout=120)
+            done = subprocess.run(
+                spec[what], stdin=devnull, stdout=devnull, stderr=devnull, timeout=120, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return False
     return done.returncode == 0

@@ -66,7 +66,7 @@ ANSWER = "slurm.state"
 
 def _run(argv, timeout=60):
     with open(os.devnull, "rb") as devnull:
-        return subprocess.run(argv, stdin=devnull, capture_output=True, timeout=timeout)
+        return subprocess.run(argv, stdin=devnull, capture_output=True, timeout=timeout, check=False)
 
 
 def submit(rt, work, python, jobctl, job, options, name):
@@ -329,12 +329,12 @@ def _preflight(p, spec, prefix, nodes):
     env = dict(os.environ)
     env.update(spec.get("env") or {})
     try:
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=600)
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=600, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"srun could not run it: {exc}"
     answers, errors = {}, []
     for line in done.stdout.decode("utf-8", "replace").splitlines():
-        _, _, text = line.partition(": ")
+        _name, _sep, text = line.partition(": ")
         with contextlib.suppress(ValueError):
             answer = json.loads(text)
             answers[answer["rank"]] = answer
@@ -355,7 +355,9 @@ def _preflight(p, spec, prefix, nodes):
 def first_node(nodelist):
     """The first host of a Slurm node list (n[1-2],m3 -> n1): MASTER_ADDR of the allocation."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["scontrol", "show", "hostnames", nodelist], stdout=subprocess.PIPE, timeout=30)
+        done = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], stdout=subprocess.PIPE, timeout=30, check=False
+        )
         names = done.stdout.decode().split()
         if done.returncode == 0 and names:
             return names[0]

@@ -38,7 +38,7 @@ def listen(port, peers, timeout):
     seen, deadline = 0, time.time() + timeout
     while seen < peers and time.time() < deadline:
         try:
-            conn, _ = srv.accept()
+            conn, _addr = srv.accept()
             conn.close()
             seen += 1
         except OSError:
