@@ -21,7 +21,7 @@ SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.s
 KUBE_BIN := $(shell sh -c '. ./testhosts/kube/versions.sh && echo "$$KUBE_BIN"')
 TEST_PATH = $(KUBE_BIN):$(CURDIR)/$(BIN):$$PATH
 
-.PHONY: help install lint sanity collection test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
+.PHONY: help install lint sanity collection image-push test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -81,17 +81,20 @@ INVENTORY ?= $(HOME)/.config/remote-trainer/hosts.ini
 SSH_KEY ?= $(HOME)/.ssh/id_ed25519
 KNOWN_HOSTS ?= $(HOME)/.ssh/known_hosts
 # CLUSTER=minikube (default: start minikube/profile.yml) or existing (the kubeconfig's current context, or
-# CONTEXT=...; CONTAINERD=SOCKET imports the runner image into that node's containerd, CTR= names its ctr;
-# OVERLAY=cluster takes the image from a registry instead).
+# CONTEXT=...; CONTAINERD=SOCKET imports the runner image into that node's containerd, CTR= names its ctr).
+# IMAGE=REGISTRY/NAME:TAG pushes the runner image there instead (the engine's own login), and the runtime pulls
+# it (OVERLAY=registry).
 CLUSTER ?= minikube
 CONTEXT ?=
 CONTAINERD ?=
 CTR ?= ctr
-OVERLAY ?= minikube
+IMAGE ?=
+OVERLAY ?= $(if $(IMAGE),registry,minikube)
 CLUSTER_VARS = -e @minikube/profile.yml -e remote_runtime_inventory=$(INVENTORY) \
 	-e remote_runtime_ssh_key=$(SSH_KEY) -e remote_runtime_known_hosts=$(KNOWN_HOSTS) \
 	-e cluster_kind=$(CLUSTER) -e cluster_context=$(CONTEXT) -e remote_runtime_overlay=$(OVERLAY) \
 	-e runner_image_containerd_address=$(CONTAINERD) -e runner_image_ctr=$(CTR) -e runner_image_context=$(CURDIR) \
+	-e cluster_image=$(IMAGE) \
 	$(CLUSTER_EXTRA_VARS)
 PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook -i localhost,
 
@@ -103,6 +106,10 @@ cluster-down: install  ## Delete the minikube profile.
 
 image: install  ## Build the runner image (tagged by content).
 	$(PLAYBOOK) $(COLLECTION)/playbooks/image.yml -e runner_image_context=$(CURDIR)
+
+image-push: install  ## Build the runner image and push it to IMAGE=REGISTRY/NAME:TAG (then: make cluster-up CLUSTER=existing IMAGE=...).
+	@test -n "$(IMAGE)" || { echo "make image-push: name the image in your registry: IMAGE=REGISTRY/NAME:TAG" >&2; exit 2; }
+	$(PLAYBOOK) $(COLLECTION)/playbooks/image.yml -e runner_image_context=$(CURDIR) -e runner_image_push=$(IMAGE)
 
 images:  ## Build the sshd test host images (once; skipped when current).
 	bash testhosts/build-image.sh

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from crds import validate
 
 REPO = Path(__file__).resolve().parents[1]
 ROLES = REPO / "ansible_collections" / "remote_trainer" / "core" / "roles"
@@ -52,6 +53,7 @@ def run_remote_runtime(tmp_path: Path, **role_vars: str) -> subprocess.Completed
     playbook = tmp_path / "runtime.yml"
     playbook.write_text(
         "- name: Runtime\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        "  vars:\n    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
         "  roles:\n    - role: remote_trainer.core.remote_runtime\n"
     )
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)]
@@ -88,6 +90,43 @@ def test_remote_runtime_with_an_empty_inventory_says_which(tmp_path):
     res = run_remote_runtime(tmp_path, remote_runtime_inventory="", **key_and_known_hosts(tmp_path))
     assert res.returncode == 2, res.stdout + res.stderr
     assert "remote_runtime_inventory is empty: name the file" in res.stdout + res.stderr
+
+
+def test_the_registry_overlay_needs_its_image(tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h1 ansible_host=127.0.0.1\n")
+    res = run_remote_runtime(
+        tmp_path,
+        remote_runtime_inventory=str(inventory),
+        remote_runtime_overlay="registry",
+        **key_and_known_hosts(tmp_path),
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "remote_runtime_overlay registry needs remote_runtime_image" in res.stdout + res.stderr
+
+
+def test_the_registry_overlay_pulls_the_image_it_is_told(tmp_path):
+    """The documented way to a registry: the image pushed there (runner_image_push), named to the role."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h1 ansible_host=127.0.0.1\n")
+    rendered = tmp_path / "rendered.yaml"
+    res = run_remote_runtime(
+        tmp_path,
+        remote_runtime_inventory=str(inventory),
+        remote_runtime_overlay="registry",
+        remote_runtime_image="registry.example.org/team/remote-trainer-runner:0.1.0",
+        remote_runtime_render_to=str(rendered),
+        **key_and_known_hosts(tmp_path),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    (runtime,) = [
+        d for d in yaml.safe_load_all(rendered.read_text()) if d and d["kind"] == "ClusterTrainingRuntime"
+    ]
+    assert validate(runtime) == []
+    pod = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example.org/team/remote-trainer-runner:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
 
 
 @pytest.mark.parametrize("output", ["../up", "/abs", "."])
