@@ -4,6 +4,7 @@ sshd host: provision, train, cancel; and --check, which starts nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -143,6 +144,17 @@ def on_host(testhosts, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def job_pids(testhosts, job_id: str) -> list[str]:
+    """The processes on th1 whose working directory is the job's (its script: jobctl runs it there)."""
+    found = on_host(
+        testhosts,
+        'for p in /proc/[0-9]*; do [ "$(readlink "$p/cwd" 2>/dev/null)" = '
+        f'"$HOME/.remote-trainer/jobs/{job_id}/work" ] && echo "${{p#/proc/}}"; done; true',
+    )
+    assert found.returncode == 0, found.stderr
+    return found.stdout.split()
+
+
 def test_a_playbook_of_ones_own_provisions_trains_and_cancels_with_the_installed_collection(
     installed, user_dir, testhosts
 ):
@@ -158,8 +170,7 @@ def test_a_playbook_of_ones_own_provisions_trains_and_cancels_with_the_installed
     assert "@@remote-trainer-relay@@" not in out
     # The long job was started and then cancelled: its reason is recorded and nothing of it still runs.
     assert "[th1] long job running" not in out  # detached: not followed
-    ps = on_host(testhosts, f"pgrep -f '{job_id}-long/work/[l]ong.py' || true")
-    assert ps.stdout.strip() == "", ps.stdout
+    assert job_pids(testhosts, f"{job_id}-long") == []
     stopped = on_host(testhosts, f"cat ~/.remote-trainer/jobs/{job_id}-long/.rt/stopped")
     assert stopped.stdout.strip() == "superseded", stopped.stdout + stopped.stderr
 
@@ -183,3 +194,55 @@ def test_the_installed_plugins_are_documented(installed):
     for name in ("training_job", "remote_host_check", "remote_host_build"):
         doc = run([str(BIN / "ansible-doc"), f"remote_trainer.core.{name}"], installed, env, timeout=60)
         assert doc.returncode == 0 and re.search(r"check_mode", doc.stdout), doc.stdout + doc.stderr
+
+
+def test_the_collections_train_playbook_under_check_starts_nothing(installed, tmp_path, testhosts):
+    """`ansible-playbook remote_trainer.core.train --check`: the one-step task is skipped, nothing follows."""
+    job_id = f"coll-check-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "train.py").write_text(TRAIN)
+    job = {"training_job": {"id": job_id, "script": str(tmp_path / "train.py")}}
+    argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1"]
+    argv += ["remote_trainer.core.train", "--check", "-e", json.dumps(job)]
+    res = run(argv, tmp_path, user_env(installed))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "it does not run in check mode, so this task is skipped" in out, out
+    listing = on_host(testhosts, f"ls -d ~/.remote-trainer/jobs/{job_id} 2>/dev/null || true")
+    assert listing.stdout.strip() == "", listing.stdout
+
+
+REUSE = """\
+- name: Start a job, then another with the same id
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Start the first job and leave it running
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+      vars:
+        training_job: {id: "{{ job_id }}", script: "{{ playbook_dir }}/long.py", detach: true}
+
+    - name: Start a second job with the same id
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+      vars:
+        training_job: {id: "{{ job_id }}", script: "{{ playbook_dir }}/train.py"}
+"""
+
+
+def test_an_id_used_twice_is_refused_and_the_running_job_is_kept(installed, user_dir, testhosts):
+    job_id = f"coll-twice-{uuid.uuid4().hex[:8]}"
+    (user_dir / "twice.yml").write_text(REUSE)
+    argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1", "twice.yml"]
+    res = run([*argv, "-e", f"job_id={job_id}"], user_dir, user_env(installed))
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out
+    assert f"a job {job_id} already exists on th1" in out, out
+    try:
+        # The first job's directory and process are untouched.
+        assert job_pids(testhosts, job_id), "the first job no longer runs"
+        assert on_host(testhosts, f"test -f ~/.remote-trainer/jobs/{job_id}/work/long.py").returncode == 0
+    finally:
+        pids = job_pids(testhosts, job_id)
+        if pids:
+            on_host(testhosts, "kill " + " ".join(pids))

@@ -84,6 +84,9 @@ MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
 STREAM_CHECK = 0.25  # seconds between looks at the cancel file while a stream says nothing
 FIRST_POLL_WAIT = 0.25  # longest wait of the poll made by the launch's own command (a no-op job ends in it)
 RESTAGE = shlex.quote(json.dumps({"restage": True}))  # a quick launch's answer: the mirror is not the workdir
+EXISTS = shlex.quote(
+    json.dumps({"exists": True})
+)  # the launch's answer when the job's directory is there already
 
 
 def _quote_path(path: str) -> str:
@@ -509,7 +512,8 @@ class ActionModule(ActionBase):
             elif manifest:
                 copy += f"printf %s {shlex.quote(manifest)} > {marker} && "
         cmd = (
-            f"{check}umask 077 && mkdir -p {root} && cd {root} && mkdir {job_q} && cd {job_q} && "
+            f"{check}umask 077 && mkdir -p {root} && cd {root} && "
+            f"{{ mkdir {job_q} 2>/dev/null || exec echo {EXISTS}; }} && cd {job_q} && "
             f'mkdir work && {copy}tar -xzf - && exec {self._py} -S .rt/jobctl.py launch "$PWD"{first_poll}'
         )
         res = self._low_level_execute_command(cmd, sudoable=False, in_data=payload)
@@ -519,6 +523,14 @@ class ActionModule(ActionBase):
         if stage_must_match and info is not None and info.get("restage"):
             result["rt_restage"] = True  # the mirror is not this workdir's: nothing was started
             return result
+        if info is not None and info.get("exists"):
+            # Another job's directory (an id used twice): left as it is, that job may still be running.
+            return self._fail(
+                result,
+                "launch",
+                f"a job {job['id']} already exists on {self._host} (in {job['root']}): start this one with "
+                "another id",
+            )
         if info is not None and info.get("refused"):
             # sbatch said no (a partition, account or option it does not take): its own words, nothing left.
             self._low_level_execute_command(f"rm -rf {root}/{job_q}", sudoable=False)
