@@ -132,8 +132,6 @@ class BadValue(DriverError):
     exit_code = EXIT_BAD_VALUE
 
 
-BadTimeout = BadValue
-
 
 class BadEnv(DriverError):
     exit_code = EXIT_BAD_ENV
