@@ -8,7 +8,7 @@ from driver.cli.app import DriverGroup, report
 from driver.cli.cache import cache_group
 from driver.cli.cancel import cancel
 from driver.cli.clean import clean
-from driver.cli.cluster import cluster, submit
+from driver.cli.cluster import cluster
 from driver.cli.completion import completion
 from driver.cli.config import settings_from_environment
 from driver.cli.config_show import config_group
@@ -16,6 +16,7 @@ from driver.cli.jobs import jobs_command
 from driver.cli.logs import logs
 from driver.cli.provision import provision
 from driver.cli.status import status
+from driver.cli.submit import submit
 from driver.cli.train import train
 from driver.cli.wait import wait
 from driver.errors import DriverError
