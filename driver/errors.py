@@ -2,7 +2,8 @@
 
 Every failure the user can cause or meet is a DriverError subclass carrying its exit code and a hint;
 the CLI (driver/cli/app.py) maps them to one `error:` line plus a `hint:` line. EXIT_CODES is the one table
-of codes: `--help` prints it (driver/cli/app.py) and a test checks README.md's table against it. The roles
+of codes, each row named by its EXIT_* constant (the CLI names codes by these, never by number): `--help`
+prints it (driver/cli/app.py) and a test checks README.md's table against it. The roles
 report a failure with a kind (the fact `<role>_failure: {kind, msg}`); FAILURE_KINDS maps each kind to its
 error class and hint, so that no exit code depends on a task's name or a message's wording.
 """

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from driver.cli.app import Codes
 from driver.cli.complete import complete_hosts, complete_jobs, complete_paths
 from driver.cli.config import envvar
 from driver.errors import (
@@ -29,7 +30,6 @@ from driver.errors import (
     EXIT_SIGTERM,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
-    ExitCode,
 )
 from driver.job.spec import Container, Requirements
 
@@ -194,7 +194,7 @@ def shown_seconds(value: object) -> str:
 # The commands on one job (status, wait, logs, cancel): their JOB argument and their exit codes.
 job_argument = click.argument("job", shell_complete=complete_jobs)
 
-JOB_CODES: tuple[ExitCode | tuple[ExitCode, str], ...] = (
+JOB_CODES: Codes = (
     (EXIT_OK, "done (logs -f: the job succeeded)"),
     (EXIT_SCRIPT_OWN, "logs -f: the script's own exit code"),
     (EXIT_TIMEOUT, "logs -f: the job reached its --timeout"),
