@@ -2,7 +2,8 @@
 
 Every failure the user can cause or meet is a DriverError subclass carrying its exit code and a hint;
 the CLI (driver/cli/app.py) maps them to one `error:` line plus a `hint:` line. EXIT_CODES is the one table
-of codes: `--help` prints it (driver/cli/app.py) and a test checks README.md's table against it. The roles
+of codes, each row named by its EXIT_* constant (the CLI names codes by these, never by number): `--help`
+prints it (driver/cli/app.py) and a test checks README.md's table against it. The roles
 report a failure with a kind (the fact `<role>_failure: {kind, msg}`); FAILURE_KINDS maps each kind to its
 error class and hint, so that no exit code depends on a task's name or a message's wording.
 """
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 # Outcomes of the job itself.
 EXIT_OK = 0
+EXIT_SCRIPT_OWN = "1-123"  # a range: the script's own exit code
 EXIT_TIMEOUT = 124
 EXIT_DRIVER_FAILURE = 125
+EXIT_CANNOT_RUN = 127
+EXIT_SIGNAL = "128+N"  # a range: the script died from signal N
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 # Bad input and unusable hosts: one code each.
@@ -53,60 +57,101 @@ EXIT_NODE_FAILURE = 95
 EXIT_PREEMPTED = 96
 EXIT_NEVER_STARTED = 97
 
+# A row of the exit-code table: one code (EXIT_TIMEOUT), or a range of them (EXIT_SCRIPT_OWN, EXIT_SIGNAL).
+ExitCode = int | str
+
 # The one table of exit codes: (code, meaning). README.md's table and `--help` are checked against it.
-EXIT_CODES: tuple[tuple[str, str], ...] = (
-    ("0", "the script succeeded on every host"),
-    ("1-123", "the script's own exit code (the first non-zero one over the hosts)"),
-    ("124", "--timeout reached; the job was stopped on every host"),
-    ("125", "the driver failed in an unexpected way (the message says what)"),
-    ("127", "the script could not be started on the host (for example --python not found)"),
-    ("128+N", "the script died from signal N (137 = SIGKILL)"),
-    ("130", "interrupted (Ctrl+C); the job was stopped on every host"),
-    ("143", "the driver got SIGTERM; the job was stopped on every host"),
-    ("2", "invalid command line (unknown option, missing argument, script options without --)"),
-    ("64", "invalid duration or size (--timeout, --grace, --sync-every, --older-than, --max-workdir-size)"),
-    ("65", "invalid --env"),
-    ("66", "script not found or not readable"),
-    ("67", "script is a directory"),
-    ("68", "inventory missing, empty or not parsable"),
-    ("69", "--limit (or the inventory) matches no host"),
-    ("70", "host unreachable (connection refused, unknown name, timeout)"),
-    ("71", "SSH authentication failed"),
-    ("72", "host key verification failed (unknown or changed key)"),
-    ("73", "no usable python on the host"),
-    ("74", "--workdir missing or not a directory"),
-    ("75", "requirements could not be installed on a host (pip, system packages or the wheelhouse)"),
-    ("76", "--requirements file or --wheelhouse missing"),
-    ("77", "the workdir is larger than --max-workdir-size"),
-    ("78", "no such job (status, logs, cancel, wait), or its directory is gone from a host"),
-    ("79", "the job was lost: it no longer runs and left no exit code"),
-    ("80", "--nodes invalid or larger than the number of matched hosts; --nproc-per-node invalid or alone"),
-    ("81", "multi-node preflight failed (rendezvous port unreachable, versions differ); no rank started"),
-    ("82", "submit / cluster status: no kubeconfig, or the cluster is unreachable or refused the TrainJob"),
+_EXIT_TABLE: tuple[tuple[ExitCode, str], ...] = (
+    (EXIT_OK, "the script succeeded on every host"),
+    (EXIT_SCRIPT_OWN, "the script's own exit code (the first non-zero one over the hosts)"),
+    (EXIT_TIMEOUT, "--timeout reached; the job was stopped on every host"),
+    (EXIT_DRIVER_FAILURE, "the driver failed in an unexpected way (the message says what)"),
+    (EXIT_CANNOT_RUN, "the script could not be started on the host (for example --python not found)"),
+    (EXIT_SIGNAL, "the script died from signal N (137 = SIGKILL)"),
+    (EXIT_SIGINT, "interrupted (Ctrl+C); the job was stopped on every host"),
+    (EXIT_SIGTERM, "the driver got SIGTERM; the job was stopped on every host"),
+    (EXIT_USAGE, "invalid command line (unknown option, missing argument, script options without --)"),
     (
-        "83",
+        EXIT_BAD_VALUE,
+        "invalid duration or size (--timeout, --grace, --sync-every, --older-than, --max-workdir-size)",
+    ),
+    (EXIT_BAD_ENV, "invalid --env"),
+    (EXIT_SCRIPT_MISSING, "script not found or not readable"),
+    (EXIT_SCRIPT_IS_DIR, "script is a directory"),
+    (EXIT_BAD_INVENTORY, "inventory missing, empty or not parsable"),
+    (EXIT_NO_HOSTS, "--limit (or the inventory) matches no host"),
+    (EXIT_UNREACHABLE, "host unreachable (connection refused, unknown name, timeout)"),
+    (EXIT_AUTH_FAILED, "SSH authentication failed"),
+    (EXIT_HOST_KEY, "host key verification failed (unknown or changed key)"),
+    (EXIT_NO_PYTHON, "no usable python on the host"),
+    (EXIT_BAD_WORKDIR, "--workdir missing or not a directory"),
+    (
+        EXIT_REQUIREMENTS_FAILED,
+        "requirements could not be installed on a host (pip, system packages or the wheelhouse)",
+    ),
+    (EXIT_BAD_REQUIREMENTS, "--requirements file or --wheelhouse missing"),
+    (EXIT_WORKDIR_TOO_BIG, "the workdir is larger than --max-workdir-size"),
+    (EXIT_NO_SUCH_JOB, "no such job (status, logs, cancel, wait), or its directory is gone from a host"),
+    (EXIT_LOST, "the job was lost: it no longer runs and left no exit code"),
+    (
+        EXIT_BAD_NODES,
+        "--nodes invalid or larger than the number of matched hosts; --nproc-per-node invalid or alone",
+    ),
+    (
+        EXIT_PREFLIGHT,
+        "multi-node preflight failed (rendezvous port unreachable, versions differ); no rank started",
+    ),
+    (
+        EXIT_CLUSTER_UNREACHABLE,
+        "submit / cluster status: no kubeconfig, or the cluster is unreachable or refused the TrainJob",
+    ),
+    (
+        EXIT_CLUSTER_NOT_READY,
         "driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap); "
         "driver submit --follow: the pod cannot start",
     ),
-    ("84", "the script succeeded but its outputs could not be copied back (they stay on the host)"),
-    ("85", "invalid --output (empty, absolute, or outside the job's directory) or --output-dir"),
-    ("86", "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)"),
-    ("87", "driver wait: the job still runs after --timeout (it goes on)"),
-    ("88", "--image: no usable container engine on a host (or no NVIDIA container toolkit for --gpus)"),
-    ("89", "--image: the image could not be pulled, built or loaded on a host"),
-    ("90", "invalid container options (--image, --gpus, --shm-size, --build, --image-from-local)"),
     (
-        "91",
+        EXIT_OUTPUTS_NOT_COPIED,
+        "the script succeeded but its outputs could not be copied back (they stay on the host)",
+    ),
+    (EXIT_BAD_OUTPUT, "invalid --output (empty, absolute, or outside the job's directory) or --output-dir"),
+    (
+        EXIT_STAGE_FAILED,
+        "the workdir could not be staged to a host (rsync 3.2.3 or newer is needed there and here)",
+    ),
+    (EXIT_STILL_RUNNING, "driver wait: the job still runs after --timeout (it goes on)"),
+    (
+        EXIT_ENGINE,
+        "--image: no usable container engine on a host (or no NVIDIA container toolkit for --gpus)",
+    ),
+    (EXIT_IMAGE, "--image: the image could not be pulled, built or loaded on a host"),
+    (
+        EXIT_BAD_CONTAINER,
+        "invalid container options (--image, --gpus, --shm-size, --build, --image-from-local)",
+    ),
+    (
+        EXIT_DISCONNECTED,
         "the connection to a host was lost for longer than the driver waits; the job goes on there "
         "(`driver logs -f JOB` reattaches)",
     ),
-    ("92", "no space left on a host's disk (staging, provisioning or the job's directory)"),
-    ("93", "Slurm refused the job (sbatch's reason is quoted: partition, account, qos, an option)"),
-    ("94", "Slurm: the job ran out of memory (OUT_OF_MEMORY)"),
-    ("95", "Slurm: a node of the job failed (NODE_FAIL, BOOT_FAIL)"),
-    ("96", "Slurm: the job was preempted"),
-    ("97", "Slurm: the job was cancelled before it started (it never left the queue)"),
+    (EXIT_NO_SPACE, "no space left on a host's disk (staging, provisioning or the job's directory)"),
+    (
+        EXIT_SLURM_REFUSED,
+        "Slurm refused the job (sbatch's reason is quoted: partition, account, qos, an option)",
+    ),
+    (EXIT_OUT_OF_MEMORY, "Slurm: the job ran out of memory (OUT_OF_MEMORY)"),
+    (EXIT_NODE_FAILURE, "Slurm: a node of the job failed (NODE_FAIL, BOOT_FAIL)"),
+    (EXIT_PREEMPTED, "Slurm: the job was preempted"),
+    (EXIT_NEVER_STARTED, "Slurm: the job was cancelled before it started (it never left the queue)"),
 )
+# The table as README.md and `--help` write it: each code as a string.
+EXIT_CODES: tuple[tuple[str, str], ...] = tuple((str(code), meaning) for code, meaning in _EXIT_TABLE)
+EXIT_MEANINGS: dict[str, str] = dict(EXIT_CODES)
+
+
+def exit_meaning(code: ExitCode) -> str:
+    """What an exit code (or a range of them) means, from the one table; KeyError for a code not in it."""
+    return EXIT_MEANINGS[str(code)]
 
 
 class DriverError(Exception):
@@ -130,9 +175,6 @@ class BadValue(DriverError):
     """An invalid duration or size."""
 
     exit_code = EXIT_BAD_VALUE
-
-
-BadTimeout = BadValue
 
 
 class BadEnv(DriverError):

@@ -8,7 +8,7 @@ import sys
 
 from kubeflow.trainer import CustomTrainer
 
-from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
 
 
 def train(lr: float, epochs: int):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from driver.errors import BadEnv, BadTimeout
+from driver.errors import BadEnv, BadValue
 from driver.job.spec import new_job_id, parse_duration, parse_env
 
 
@@ -27,7 +27,7 @@ def test_durations(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "m", "soon", "-1s", "0", "0s", "1y", "1h-30m", "s5"])
 def test_bad_durations(text):
-    with pytest.raises(BadTimeout) as err:
+    with pytest.raises(BadValue) as err:
         parse_duration(text)
     assert err.value.exit_code == 64 and err.value.hint
 

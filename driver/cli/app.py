@@ -11,12 +11,12 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import click
 
-from driver.errors import EXIT_CODES, EXIT_SIGINT, EXIT_USAGE, DriverError
+from driver.errors import EXIT_CODES, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DriverError, ExitCode, exit_meaning
 from driver.execution.events import NOTICE
 from driver.execution.relay import keeps_bytes
 
@@ -59,12 +59,20 @@ def write_line(line: str) -> None:
     buffer.flush()
 
 
-def exit_codes_epilog(codes: tuple[str | tuple[str, str], ...] | None = None) -> str:
-    """The exit-code table as a click epilog (\\b keeps its lines): every row, or the rows of `codes`,
-    where a (code, meaning) pair says what the code means for that command."""
-    table = dict(EXIT_CODES)
-    wanted = [(c, table[c]) if isinstance(c, str) else c for c in codes] if codes else list(EXIT_CODES)
-    rows = sorted(wanted, key=lambda row: [c for c, _ in EXIT_CODES].index(row[0]))
+# The exit codes a command's --help lists: codes of the table (driver/errors.py), each with the table's
+# meaning, or a (code, meaning) pair that says what the code means for that command.
+Codes = Sequence[ExitCode | tuple[ExitCode, str]]
+
+
+def exit_codes_epilog(codes: Codes | None = None) -> str:
+    """The exit-code table as a click epilog (\\b keeps its lines): every row, or the rows of `codes`."""
+    order = [c for c, _ in EXIT_CODES]
+    wanted = (
+        [(str(c[0]), c[1]) if isinstance(c, tuple) else (str(c), exit_meaning(c)) for c in codes]
+        if codes
+        else list(EXIT_CODES)
+    )
+    rows = sorted(wanted, key=lambda row: order.index(row[0]))
     width = max(len(c) for c, _ in rows) + 2
     return "\b\nExit codes:\n" + "\n".join(f"  {c.ljust(width)}{m}" for c, m in rows)
 
@@ -112,7 +120,7 @@ class DriverGroup(click.Group):
             code = report(DriverError(exc.format_message(), hint="see `driver --help`", exit_code=EXIT_USAGE))
         except click.Abort:
             code = report(DriverError("interrupted", hint="run it again", exit_code=EXIT_SIGINT))
-        sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
@@ -129,7 +137,7 @@ def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
         # The reader of stdout went away (`driver jobs | head -1`): end quietly, as other CLIs do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        code = 0
+        code = EXIT_OK
     except Exception as exc:
         unexpected = DriverError(f"unexpected failure: {exc}", hint="rerun with --debug and report it")
         click.echo(f"error: {unexpected.message}\nhint: {unexpected.hint}", err=True)
@@ -142,7 +150,7 @@ def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
 def command(
     name: str | None = None,
     *,
-    codes: tuple[str | tuple[str, str], ...] | None = None,
+    codes: Codes | None = None,
     cls: type[click.Command] = click.Command,
 ) -> Callable[[Callable[..., int]], click.Command]:
     """A driver command: the function gets its options and returns the exit code; -v and --debug are added,

@@ -1,4 +1,5 @@
-"""Command-line options shared by several commands (click decorators) and their conversion to specs."""
+"""Command-line options shared by several commands (click decorators) and their conversion to specs; the
+JOB argument and exit codes of the commands on one job; how an error names an option's value."""
 
 from __future__ import annotations
 
@@ -7,9 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from driver.cli.complete import complete_hosts, complete_paths
+from driver.cli.app import Codes
+from driver.cli.complete import complete_hosts, complete_jobs, complete_paths
 from driver.cli.config import envvar
+from driver.errors import (
+    EXIT_AUTH_FAILED,
+    EXIT_BAD_INVENTORY,
+    EXIT_BAD_VALUE,
+    EXIT_DISCONNECTED,
+    EXIT_DRIVER_FAILURE,
+    EXIT_HOST_KEY,
+    EXIT_LOST,
+    EXIT_NO_SUCH_JOB,
+    EXIT_OK,
+    EXIT_OUTPUTS_NOT_COPIED,
+    EXIT_SCRIPT_OWN,
+    EXIT_SIGINT,
+    EXIT_SIGNAL,
+    EXIT_SIGTERM,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+)
 from driver.job.spec import Container, Requirements
 
 F = Callable[..., Any]
@@ -148,3 +169,49 @@ def container_from(params: dict[str, Any]) -> Container:
         from_local=params.pop("image_from_local"),
         keep=params.pop("keep_container"),
     )
+
+
+def given(name: str, flag: str) -> str:
+    """How an error names an option's value: the option, and where the value came from when it was not on
+    the command line (REMOTE_TRAINER_<NAME>, or the config file)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    if source is ParameterSource.ENVIRONMENT:
+        return f"{flag} (from {envvar(name)})"
+    if source is ParameterSource.DEFAULT_MAP:
+        from driver.cli import config
+
+        return f"{flag} (from the config file {config.config_path()})"
+    return flag
+
+
+def shown_seconds(value: object) -> str:
+    """A default duration as a --help text shows it: 30s."""
+    number = float(value)  # type: ignore[arg-type]
+    return f"{number:g}s"
+
+
+# The commands on one job (status, wait, logs, cancel): their JOB argument and their exit codes.
+job_argument = click.argument("job", shell_complete=complete_jobs)
+
+JOB_CODES: Codes = (
+    (EXIT_OK, "done (logs -f: the job succeeded)"),
+    (EXIT_SCRIPT_OWN, "logs -f: the script's own exit code"),
+    (EXIT_TIMEOUT, "logs -f: the job reached its --timeout"),
+    EXIT_DRIVER_FAILURE,
+    (EXIT_SIGNAL, "logs -f: the script died from signal N"),
+    (EXIT_SIGINT, "interrupted (Ctrl+C); the job itself goes on (cancel: it may still run)"),
+    (EXIT_SIGTERM, "the driver got SIGTERM; the job itself goes on (cancel: it may still run)"),
+    EXIT_BAD_VALUE,
+    EXIT_BAD_INVENTORY,
+    EXIT_UNREACHABLE,
+    EXIT_AUTH_FAILED,
+    EXIT_HOST_KEY,
+    EXIT_NO_SUCH_JOB,
+    EXIT_LOST,
+    EXIT_OUTPUTS_NOT_COPIED,
+    (
+        EXIT_DISCONNECTED,
+        "logs -f: the connection to a host was lost for longer than --reconnect; the job goes on",
+    ),
+)

@@ -1,1 +1,2 @@
-"""The Kubernetes side: TrainJobs on the `remote` runtime, the cluster check, and the Kubeflow SDK backend."""
+"""The Kubernetes side: TrainJobs on the `remote` runtime and the cluster check (the Kubeflow SDK backend that
+needs no cluster is driver/sdk.py)."""

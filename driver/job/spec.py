@@ -16,7 +16,7 @@ from driver.errors import (
     BadNodes,
     BadOutput,
     BadRequirements,
-    BadTimeout,
+    BadValue,
     BadWorkdir,
     ScriptIsDirectory,
     ScriptMissing,
@@ -237,7 +237,7 @@ def parse_duration(text: str, option: str = "--timeout", allow_zero: bool = Fals
         while pos < len(value) and value[pos] == " ":
             pos += 1
     if not value or pos != len(value) or total < 0 or (total == 0 and not allow_zero):
-        raise BadTimeout(
+        raise BadValue(
             f"invalid {option} {text!r}: expected a {'' if allow_zero else 'positive '}duration",
             hint="use a number of seconds or a duration such as 90s, 30m, 2h or 1h30m",
         )

@@ -68,8 +68,6 @@ def ending(stopped: str | None, failed_rc: int | None, lost: bool) -> tuple[str,
     return ("lost", None) if lost else (state, 0)
 
 
-JobNotFound = JobMissing
-
 # Why a job that no longer runs left no exit code (jobctl's `lost`), in the user's words.
 LOST_BECAUSE = {
     "restarted": "the host (or its container) restarted while the job ran",
@@ -227,8 +225,8 @@ def resolve(prefix: str) -> JobRecord:
     if prefix in matches:
         return load(prefix)
     if not matches:
-        raise JobNotFound(f"no job {prefix!r}", hint="list the jobs with `driver jobs`")
-    raise JobNotFound(
+        raise JobMissing(f"no job {prefix!r}", hint="list the jobs with `driver jobs`")
+    raise JobMissing(
         f"job id {prefix!r} is ambiguous ({len(matches)} jobs start with it)", hint="give more of the id"
     )
 
@@ -240,7 +238,7 @@ def all_records() -> list[JobRecord]:
     for path in (assets.state_dir() / "jobs").glob("*/job.json"):
         try:
             records.append(_read(path, path.parent.name))
-        except JobNotFound:
+        except JobMissing:
             continue
     return sorted(records, key=lambda r: (r.started, r.id))
 
@@ -249,7 +247,7 @@ def _read(path: Path, job_id: str) -> JobRecord:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise JobNotFound(
+        raise JobMissing(
             f"no readable record of job {job_id!r}", hint="list the jobs with `driver jobs`"
         ) from exc
     known = {f.name for f in fields(JobRecord)}

@@ -318,7 +318,7 @@ def where_am_i(tag):
 def test_the_sdk_backend_runs_a_function_in_the_image(sent, tmp_path, monkeypatch):
     from kubeflow.trainer import CustomTrainer
 
-    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+    from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
 
     monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(tmp_path))
     config = RemoteBackendConfig(inventory=str(sent.inventory_path), limit="th2", image=IMAGE)

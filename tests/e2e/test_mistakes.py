@@ -284,8 +284,7 @@ def test_unreadable_files(what, tmp_path):
 
 
 def test_every_setting_has_its_environment_variable():
-    from driver.cli import config
-    from driver.cli.commands import main
+    from driver.cli import config, main
 
     def commands(group: click.Group, path: str = ""):
         for name, command in group.commands.items():

@@ -12,7 +12,7 @@ import pytest
 from kubeflow.trainer import CustomTrainer
 from kubeflow.trainer.options import Labels, Name
 
-from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
 
 
 def count_to(n, tag):
@@ -70,7 +70,7 @@ def test_a_failing_function_fails_with_its_exit_code(client):
 def test_the_job_is_seen_from_a_second_process(client, testhosts, tmp_path):
     name = client.train(trainer=CustomTrainer(func=count_to, func_args={"n": 3, "tag": "x"}))
     code = (
-        "from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient\n"
+        "from driver.sdk import RemoteBackendConfig, RemoteTrainerClient\n"
         f"cfg = RemoteBackendConfig(inventory={str(testhosts.inventory_path)!r}, limit='th1')\n"
         "c = RemoteTrainerClient(cfg)\n"
         f"print(c.wait_for_job_status({name!r}, timeout=60, polling_interval=1).status)\n"

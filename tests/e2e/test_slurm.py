@@ -346,7 +346,7 @@ def test_a_kubeflow_sdk_custom_trainer_runs_through_slurm(idle, tmp_path, monkey
     function runs in an allocation, its logs follow live, its status completes; delete_job cancels."""
     from kubeflow.trainer import CustomTrainer
 
-    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+    from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
 
     monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(tmp_path / "state"))
     client = RemoteTrainerClient(RemoteBackendConfig(inventory=inventory(idle, tmp_path / "hosts.ini")))

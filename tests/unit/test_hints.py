@@ -16,7 +16,7 @@ ERROR_CLASSES = {
     name
     for name, value in vars(errors).items()
     if inspect.isclass(value) and issubclass(value, errors.DriverError)
-} | {"JobNotFound"}
+}
 
 
 def hintless_sites() -> set[tuple[str, str, int]]:

@@ -1,6 +1,6 @@
 """Kubeflow SDK without a cluster: a TrainerClient whose backend runs CustomTrainer functions on hosts.
 
-    from driver.cluster.sdk import RemoteBackendConfig, RemoteTrainerClient
+    from driver.sdk import RemoteBackendConfig, RemoteTrainerClient
     from kubeflow.trainer import CustomTrainer
 
     client = RemoteTrainerClient(RemoteBackendConfig(inventory="hosts.ini"))
