@@ -27,16 +27,16 @@ def preflight_errors(
     ranks must be the same (compared ignoring case), else one line lists each rank's.
     """
     errors: list[str] = []
-    versions: list[tuple[str, str]] = []
+    versions: dict[str, str] = {}  # host: its versions, name=version,...
     for rank, (host, probe) in enumerate(zip(ranks, probes, strict=True)):
         if host not in play_hosts or not probe:
             errors.append(f"{host} (rank {rank}) failed before the preflight")
         elif probe.get("error") is not None:
             errors.append(f"{host} (rank {rank}): {probe['error']}")
         else:
-            versions.append((host, _versions(probe.get("versions") or {})))
-    if not errors and len({text.lower() for _, text in versions}) > 1:
+            versions[host] = _versions(probe.get("versions") or {})
+    if not errors and len({text.lower() for text in versions.values()}) > 1:
         errors.append(
-            "versions differ between ranks: " + "; ".join(f"{host} {text}" for host, text in versions)
+            "versions differ between ranks: " + "; ".join(f"{host} {text}" for host, text in versions.items())
         )
     return errors
