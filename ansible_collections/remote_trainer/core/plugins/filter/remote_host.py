@@ -1,0 +1,23 @@
+"""The remote_host role's filters: the container engine's probe script and what it printed, pip's arguments.
+
+Each is a function of plugin_utils (tested there); this file only names them.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.engine import (
+    engine_probe_script,
+    engine_probe_values,
+)
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.pip_args import pip_args
+
+
+class FilterModule:
+    """remote_trainer.core.remote_host_engine_probe, .remote_host_engine_values, .remote_host_pip_args."""
+
+    def filters(self) -> dict:
+        return {
+            "remote_host_engine_probe": engine_probe_script,
+            "remote_host_engine_values": engine_probe_values,
+            "remote_host_pip_args": pip_args,
+        }
