@@ -28,18 +28,12 @@ options:
     description: Variables for pip (proxies and the like).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - remote_trainer.core.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: none
     details: The task is skipped under C(--check), with a warning that says why.
-  diff_mode:
-    description: Will return details on what has changed, when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 """
 
 EXAMPLES = r"""

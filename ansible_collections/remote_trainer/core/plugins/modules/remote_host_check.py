@@ -43,18 +43,12 @@ options:
     elements: str
     required: true
   image: {description: "See C(remote_host_image).", type: dict, required: true}
+extends_documentation_fragment:
+  - remote_trainer.core.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: It only reads the host.
-  diff_mode:
-    description: Will return details on what has changed, when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -36,18 +36,12 @@ options:
         master_addr, nodes, stage, container); in mode V(quick) what the inventory says of the host.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - remote_trainer.core.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: none
     details: The task is skipped under C(--check), with a warning that says why.
-  diff_mode:
-    description: Will return details on what has changed, when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - The variable C(remote_trainer_relay=records) (set by the driver) turns the relayed output into records
     that the driver reads; without it the script's lines are displayed as they come, prefixed with the host.
