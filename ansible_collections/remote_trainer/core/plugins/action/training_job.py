@@ -84,9 +84,8 @@ MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
 STREAM_CHECK = 0.25  # seconds between looks at the cancel file while a stream says nothing
 FIRST_POLL_WAIT = 0.25  # longest wait of the poll made by the launch's own command (a no-op job ends in it)
 RESTAGE = shlex.quote(json.dumps({"restage": True}))  # a quick launch's answer: the mirror is not the workdir
-EXISTS = shlex.quote(
-    json.dumps({"exists": True})
-)  # the launch's answer when the job's directory is there already
+# The launch's answer when the job's directory is there already (an id used twice).
+EXISTS = shlex.quote(json.dumps({"exists": True}))
 
 
 def _quote_path(path: str) -> str:
