@@ -8,18 +8,13 @@ from typing import Any
 import click
 
 from driver.cli.app import Codes, command, write_line
-from driver.cli.options import hosts_options
+from driver.cli.options import HOSTS_CODES, hosts_options
 from driver.cli.render import when
 from driver.errors import (
-    EXIT_AUTH_FAILED,
-    EXIT_BAD_INVENTORY,
     EXIT_BAD_VALUE,
     EXIT_DRIVER_FAILURE,
-    EXIT_HOST_KEY,
-    EXIT_NO_HOSTS,
     EXIT_OK,
     EXIT_SIGINT,
-    EXIT_UNREACHABLE,
     EXIT_USAGE,
 )
 from driver.job.spec import parse_duration
@@ -30,11 +25,7 @@ CACHE_CODES: Codes = (
     (EXIT_SIGINT, "interrupted (Ctrl+C)"),
     EXIT_USAGE,
     EXIT_BAD_VALUE,
-    EXIT_BAD_INVENTORY,
-    EXIT_NO_HOSTS,
-    EXIT_UNREACHABLE,
-    EXIT_AUTH_FAILED,
-    EXIT_HOST_KEY,
+    *HOSTS_CODES,
 )
 
 

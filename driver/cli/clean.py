@@ -7,18 +7,13 @@ from typing import Any
 import click
 
 from driver.cli.app import Codes, command, write_line
-from driver.cli.options import hosts_options
+from driver.cli.options import HOSTS_CODES, hosts_options
 from driver.errors import (
-    EXIT_AUTH_FAILED,
-    EXIT_BAD_INVENTORY,
     EXIT_BAD_VALUE,
     EXIT_DRIVER_FAILURE,
-    EXIT_HOST_KEY,
-    EXIT_NO_HOSTS,
     EXIT_OK,
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    EXIT_UNREACHABLE,
 )
 from driver.job.spec import parse_duration
 
@@ -28,11 +23,7 @@ CLEAN_CODES: Codes = (
     (EXIT_SIGINT, "interrupted (Ctrl+C)"),
     (EXIT_SIGTERM, "the driver got SIGTERM"),
     EXIT_BAD_VALUE,
-    EXIT_BAD_INVENTORY,
-    EXIT_NO_HOSTS,
-    EXIT_UNREACHABLE,
-    EXIT_AUTH_FAILED,
-    EXIT_HOST_KEY,
+    *HOSTS_CODES,
 )
 
 

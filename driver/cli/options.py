@@ -21,6 +21,7 @@ from driver.errors import (
     EXIT_DRIVER_FAILURE,
     EXIT_HOST_KEY,
     EXIT_LOST,
+    EXIT_NO_HOSTS,
     EXIT_NO_SUCH_JOB,
     EXIT_OK,
     EXIT_OUTPUTS_NOT_COPIED,
@@ -67,6 +68,9 @@ hosts_options = _stack(
         help="Accept and remember the key of a host not yet in known_hosts (a changed key still fails).",
     ),
 )
+
+# What reaching the hosts of hosts_options can end with (provision, cache, clean: commands over an inventory).
+HOSTS_CODES: Codes = (EXIT_BAD_INVENTORY, EXIT_NO_HOSTS, EXIT_UNREACHABLE, EXIT_AUTH_FAILED, EXIT_HOST_KEY)
 
 requirements_options = _stack(
     click.option(

@@ -8,20 +8,15 @@ from typing import Any
 import click
 
 from driver.cli.app import Codes, command, write_line
-from driver.cli.options import hosts_options, requirements_from, requirements_options
+from driver.cli.options import HOSTS_CODES, hosts_options, requirements_from, requirements_options
 from driver.errors import (
-    EXIT_AUTH_FAILED,
-    EXIT_BAD_INVENTORY,
     EXIT_BAD_REQUIREMENTS,
     EXIT_DRIVER_FAILURE,
-    EXIT_HOST_KEY,
-    EXIT_NO_HOSTS,
     EXIT_NO_PYTHON,
     EXIT_OK,
     EXIT_REQUIREMENTS_FAILED,
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    EXIT_UNREACHABLE,
     EXIT_USAGE,
 )
 from driver.execution.events import describe_report
@@ -32,11 +27,7 @@ PROVISION_CODES: Codes = (
     (EXIT_SIGINT, "interrupted (Ctrl+C); a venv left unfinished is rebuilt by the next run"),
     (EXIT_SIGTERM, "the driver got SIGTERM; a venv left unfinished is rebuilt by the next run"),
     EXIT_USAGE,
-    EXIT_BAD_INVENTORY,
-    EXIT_NO_HOSTS,
-    EXIT_UNREACHABLE,
-    EXIT_AUTH_FAILED,
-    EXIT_HOST_KEY,
+    *HOSTS_CODES,
     EXIT_NO_PYTHON,
     EXIT_REQUIREMENTS_FAILED,
     EXIT_BAD_REQUIREMENTS,
