@@ -70,11 +70,8 @@ from ansible.utils.display import Display
 
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import executor as executors
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import host_check, job_options
-from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import (
-    record_line,
-    refuse_check_mode,
-    wants_records,
-)
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.check_mode import refuse_check_mode
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import record_line, wants_records
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.role_files import role_file
 
 display = Display()

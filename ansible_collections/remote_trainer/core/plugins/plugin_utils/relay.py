@@ -22,12 +22,3 @@ def wants_records(task_vars: dict | None) -> bool:
 def record_line(kind: str, host: str, **fields) -> str:
     """The displayed line of one record."""
     return RELAY_MARKER + " " + json.dumps({"k": kind, "h": host, **fields}, separators=(",", ":"))
-
-
-def refuse_check_mode(task, what: str) -> None:
-    """Say why a task that starts things does nothing under --check (Ansible then skips it): a warning, seen
-    at every verbosity, not only the skip's reason that -v shows."""
-    if task.check_mode:
-        from ansible.utils.display import Display
-
-        Display().warning(f"{task.action} {what}: it does not run in check mode, so this task is skipped")
