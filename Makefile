@@ -21,18 +21,37 @@ SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.s
 KUBE_BIN := $(shell sh -c '. ./testhosts/kube/versions.sh && echo "$$KUBE_BIN"')
 TEST_PATH = $(KUBE_BIN):$(CURDIR)/$(BIN):$$PATH
 
-.PHONY: help install lint sanity collection image-push test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
+.PHONY: help install lock lint sanity collection image-push test test-cluster test-gpu molecule bench bench-cluster cluster-up cluster-down image hosts-up hosts-down images wheelhouse clean modules kube-build kube-up kube-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(BIN)/driver: pyproject.toml
+# Every package of the dev venv (and of the runner image) pinned, for Linux and CPython 3.11 as CI runs them:
+# installs do not drift with upstream releases. pyproject.toml's ranges stay what users of the package get.
+# `make lock` refreshes it on purpose (the newest releases within those ranges) and tests the result.
+LOCK := constraints.txt
+LOCK_VENV := .state/lock-venv
+
+$(BIN)/driver: pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c $(LOCK) --upgrade pip
+	$(BIN)/pip install -q -c $(LOCK) -e '.[dev]'
+	$(BIN)/pip check
 	touch $@
 
-install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools.
+install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools (pinned by constraints.txt).
+
+lock:  ## Refresh constraints.txt from the newest releases in pyproject.toml's ranges, rebuild .venv from it, run make test.
+	rm -rf $(LOCK_VENV)
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -e '.[dev]'
+	$(LOCK_VENV)/bin/pip check
+	{ sed -n '/^#/p' $(LOCK); $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV) $(VENV)
+	$(MAKE) install
+	$(MAKE) test
 
 lint: install  ## ruff, yamllint, shellcheck and ansible-lint (production profile).
 	$(BIN)/ruff check driver tests testhosts bench ansible_collections

@@ -137,6 +137,7 @@ SOURCES = [
     "Containerfile",
     ".containerignore",
     "pyproject.toml",
+    "constraints.txt",
     "README.md",
     "ansible.cfg",
     "driver",

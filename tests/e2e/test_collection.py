@@ -11,6 +11,7 @@ import subprocess
 import sys
 import sysconfig
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,21 @@ def user_env(installed: Path | None) -> dict[str, str]:
     return env
 
 
+def assert_loaded_from(
+    installed: Path, out: str, roles: Iterable[str] = (), playbooks: Iterable[str] = ()
+) -> None:
+    """Ansible loaded remote_trainer.core (its plugins: the collection's Python package) from the installed
+    path alone, and every task of its roles and playbooks from files there (-vvvv's own lines say so)."""
+    root = installed / "ansible_collections" / "remote_trainer" / "core"
+    loaded = set(re.findall(r"^Loading collection remote_trainer\.core from (.+?)\s*$", out, re.M))
+    assert loaded == {str(root)}, f"remote_trainer.core loaded from {loaded or 'nowhere'}, not {root}:\n{out}"
+    tasks = {Path(p) for p in re.findall(r"^task path: (.+):\d+\s*$", out, re.M)}
+    ours = {p for p in tasks if "remote_trainer" in p.parts or p.is_relative_to(REPO)}
+    assert ours and all(p.is_relative_to(root) for p in ours), sorted(map(str, ours - {root}))
+    used = {p.relative_to(root).parts[:2] for p in ours}
+    assert {("roles", r) for r in roles} | {("playbooks", f"{p}.yml") for p in playbooks} <= used, used
+
+
 def on_host(testhosts, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["ssh", "-F", str(testhosts.ssh_config_path), "th1", command],
@@ -160,11 +176,12 @@ def test_a_playbook_of_ones_own_provisions_trains_and_cancels_with_the_installed
 ):
     job_id = f"coll-{uuid.uuid4().hex[:8]}"
     argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1", "site.yml"]
-    res = run([*argv, "-e", f"job_id={job_id}"], user_dir, user_env(installed))
+    # -vvvv: Ansible names where it loaded the collection from and the file of every task it runs.
+    res = run([*argv, "-vvvv", "-e", f"job_id={job_id}"], user_dir, user_env(installed))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     # The roles and plugins came from the installed tarball, not from this repository.
-    assert str(REPO) not in out
+    assert_loaded_from(installed, out, roles={"remote_host", "training_job"})
     # The script's own lines, shown live as plain lines (no driver: no relay records).
     assert "[th1] hello from train.py" in out and "[th1] loss=0.5" in out, out
     assert "@@remote-trainer-relay@@" not in out
@@ -203,9 +220,10 @@ def test_the_collections_train_playbook_under_check_starts_nothing(installed, tm
     job = {"training_job": {"id": job_id, "script": str(tmp_path / "train.py")}}
     argv = [str(BIN / "ansible-playbook"), "-i", str(testhosts.inventory_path), "--limit", "th1"]
     argv += ["remote_trainer.core.train", "--check", "-e", json.dumps(job)]
-    res = run(argv, tmp_path, user_env(installed))
+    res = run([*argv, "-vvvv"], tmp_path, user_env(installed))
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
+    assert_loaded_from(installed, out, playbooks={"train"})
     assert "it does not run in check mode, so this task is skipped" in out, out
     listing = on_host(testhosts, f"ls -d ~/.remote-trainer/jobs/{job_id} 2>/dev/null || true")
     assert listing.stdout.strip() == "", listing.stdout
