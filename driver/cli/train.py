@@ -189,6 +189,7 @@ def train(**params: Any) -> int:
     """Run SCRIPT with ARGS on the inventory hosts, showing its output live.
 
     Put `--` before the script's own options: driver train train.py -i hosts -- --epochs 3
+
     ARGS are the script's command line, which other users of the host can read: pass secrets with
     --env NAME (the value from your environment), never as ARGS.
 
