@@ -12,6 +12,8 @@ WHEELHOUSE := .state/wheelhouse
 CACHE ?= $(HOME)/.cache/remote-trainer
 TORCH_VERSION ?= 2.13.0
 export TORCH_WHEELHOUSE ?= $(CACHE)/torch-wheelhouse/torch-$(TORCH_VERSION)-cp311
+# torch's dependencies, pinned as constraints.txt pins the dev tree (`make lock` refreshes both).
+TORCH_CONSTRAINTS := testhosts/torch-constraints.txt
 # The Ansible collection remote_trainer.core: roles, plugins, playbooks (galaxy.yml).
 COLLECTION := ansible_collections/remote_trainer/core
 SHELL_SCRIPTS := .ci/run .ci/apt-install.sh .ci/setup-podman.sh .ci/setup-kube.sh runner/python runner/remote-trainer-runner \
@@ -41,7 +43,7 @@ $(BIN)/driver: pyproject.toml $(LOCK)
 
 install: $(BIN)/driver  ## Create .venv with the driver, Ansible and the dev tools (pinned by constraints.txt).
 
-lock:  ## Refresh constraints.txt from the newest releases in pyproject.toml's ranges, rebuild .venv from it, run make test.
+lock:  ## Refresh constraints.txt (and torch's, testhosts/torch-constraints.txt) to the newest releases in range, rebuild .venv, run make test.
 	rm -rf $(LOCK_VENV)
 	python3 -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q --upgrade pip
@@ -49,6 +51,7 @@ lock:  ## Refresh constraints.txt from the newest releases in pyproject.toml's r
 	$(LOCK_VENV)/bin/pip check
 	{ sed -n '/^#/p' $(LOCK); $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
+	TORCH_VERSION=$(TORCH_VERSION) sh testhosts/torch-wheelhouse.sh --lock $(TORCH_CONSTRAINTS)
 	rm -rf $(LOCK_VENV) $(VENV)
 	$(MAKE) install
 	$(MAKE) test
@@ -72,7 +75,7 @@ collection: install  ## Build the collection's tarball into .state/collection/ (
 
 wheelhouse: install  ## Download the test wheels (the tests' hosts install from them, offline).
 	$(BIN)/pip download -q --no-deps --only-binary=:all: -d $(WHEELHOUSE) $(TEST_WHEELS)
-	TORCH_VERSION=$(TORCH_VERSION) sh testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
+	TORCH_VERSION=$(TORCH_VERSION) TORCH_CONSTRAINTS=$(TORCH_CONSTRAINTS) sh testhosts/torch-wheelhouse.sh $(TORCH_WHEELHOUSE)
 
 test: lint collection wheelhouse modules kube-build  ## The whole suite: lint, pytest, molecule, then the cluster tests (see .ci/run).
 	PATH=$(TEST_PATH) $(PY) -m pytest

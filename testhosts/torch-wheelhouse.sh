@@ -1,5 +1,6 @@
 #!/bin/sh
 # Usage: testhosts/torch-wheelhouse.sh DEST [REQUIREMENT...]
+#        testhosts/torch-wheelhouse.sh --lock FILE   (write the pins of torch's dependencies to FILE)
 #
 # Fill DEST with the wheels a test host (Debian 12, CPython 3.11, x86_64, no
 # network) needs for
@@ -20,7 +21,12 @@
 # alone, with no pip config and no index, to one torch (a +cpu build has no
 # CUDA wheels beside it).
 #
-# Environment: TORCH_VERSION (default 2.13.0), PYTHON (default python3.11,
+# Pinned: with TORCH_CONSTRAINTS=FILE (the Makefile gives testhosts/torch-constraints.txt) every dependency
+# of torch is taken at the version FILE pins, and FILE's content is part of the request, so a new release of
+# sympy or triton changes nothing until `make lock` rewrites FILE (--lock resolves the newest set from the
+# index's metadata, without downloading the wheels).
+#
+# Environment: TORCH_VERSION (default 2.13.0), TORCH_CONSTRAINTS (see above), PYTHON (default python3.11,
 # else python3), GLIBC_MINOR (default 36, bookworm's glibc 2.36: wheels tagged
 # manylinux_2_17 up to manylinux_2_<GLIBC_MINOR>, manylinux2014/2010/1, for
 # x86_64).
@@ -29,7 +35,13 @@ set -eu
 log() { echo "torch-wheelhouse.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-[ $# -ge 1 ] || die "usage: $0 DEST [REQUIREMENT...]"
+[ $# -ge 1 ] || die "usage: $0 DEST [REQUIREMENT...] | --lock FILE"
+lock=""
+if [ "$1" = --lock ]; then
+    [ $# -eq 2 ] || die "usage: $0 --lock FILE"
+    lock=$2
+    set -- "$(mktemp -d)"
+fi
 dest=$1
 shift
 version=${TORCH_VERSION:-2.13.0}
@@ -44,6 +56,11 @@ else
 fi
 marker=.torch-wheelhouse
 key="torch=$version${*:+ $*} python=3.11 abi=cp311 glibc=2.$glibc_minor arch=x86_64"
+constraints=${TORCH_CONSTRAINTS:-}
+if [ -n "$constraints" ] && [ -z "$lock" ]; then
+    [ -r "$constraints" ] || die "TORCH_CONSTRAINTS names no readable file: $constraints"
+    key="$key constraints=$(sha256sum <"$constraints" | cut -c1-16)"
+fi
 # pip (23.x) does not widen one --platform to older manylinux tags: list them all.
 target="--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311"
 minor=$glibc_minor
@@ -72,13 +89,47 @@ fi
 rm -f "$dest/$marker"
 
 tmp=$(mktemp -d)
-# shellcheck disable=SC2064  # expand now: $tmp is fixed
-trap "rm -rf '$tmp'" EXIT INT TERM
+# shellcheck disable=SC2064  # expand now: $tmp and $dest are fixed
+if [ -n "$lock" ]; then
+    trap "rm -rf '$tmp' '$dest'" EXIT INT TERM
+else
+    trap "rm -rf '$tmp'" EXIT INT TERM
+fi
+# The constraints as pip options (a copy at a path without spaces: $target and the extras are split on spaces).
+pin=""
+if [ -n "$constraints" ] && [ -z "$lock" ]; then
+    cp "$constraints" "$tmp/constraints.txt"
+    pin="-c $tmp/constraints.txt"
+fi
+
+if [ -n "$lock" ]; then
+    # The newest torch $version set for the hosts' platform, from the index's metadata (no wheel downloaded).
+    resolve() {
+        # shellcheck disable=SC2086  # $target: several options
+        "$python" -m pip install --disable-pip-version-check --quiet --dry-run --ignore-installed \
+            --target "$tmp/target" $target --report "$tmp/lock.json" "$1" >"$tmp/pip.log" 2>&1
+    }
+    resolve "torch==$version+cpu" || resolve "torch==$version" || {
+        cat "$tmp/pip.log" >&2
+        die "cannot resolve torch $version for the hosts"
+    }
+    {
+        sed -n '/^#/p' "$lock" 2>/dev/null
+        "$python" -c '
+import json, sys
+pins = sorted((i["metadata"]["name"], i["metadata"]["version"]) for i in json.load(open(sys.argv[1]))["install"])
+print("\n".join(f"{n}=={v}" for n, v in pins if n.lower() != "torch"))
+' "$tmp/lock.json"
+    } >"$lock.new"
+    mv "$lock.new" "$lock"
+    log "$lock: $(grep -vc '^#' "$lock") pins for torch $version"
+    exit 0
+fi
 download() {
     log "pip download $* (cp311, manylinux glibc <= 2.$glibc_minor, x86_64) into $dest"
     # shellcheck disable=SC2086  # $target: several options
     "$python" -m pip download --quiet --disable-pip-version-check --progress-bar off \
-        --dest "$dest" $target "$@" >"$tmp/pip.log" 2>&1
+        --dest "$dest" $target $pin "$@" >"$tmp/pip.log" 2>&1
 }
 start=$(date +%s)
 shift_args=$*
@@ -104,7 +155,7 @@ report=$tmp/report.json
 # shellcheck disable=SC2086
 env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
     "$python" -m pip install --disable-pip-version-check --quiet --dry-run --ignore-installed \
-    --no-index --find-links "$dest" --target "$tmp/target" $target \
+    --no-index --find-links "$dest" --target "$tmp/target" $target $pin \
     --report "$report" "$spec" "$@" >&2 \
     || die "$spec $* does not resolve from $dest alone"
 names=$("$python" -c '

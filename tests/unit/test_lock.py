@@ -13,20 +13,21 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "constraints.txt"
+TORCH_LOCK = REPO / "testhosts" / "torch-constraints.txt"  # torch's dependencies, for the test hosts
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
-def pins() -> dict[str, Version]:
+def pins(lock: Path = LOCK) -> dict[str, Version]:
     found: dict[str, Version] = {}
-    for number, line in enumerate(LOCK.read_text().splitlines(), 1):
+    for number, line in enumerate(lock.read_text().splitlines(), 1):
         if not line or line.startswith("#"):
             continue
         name, sep, version = line.partition("==")
         assert sep and name and version and " " not in line and ";" not in line, (
-            f"{LOCK.name}:{number}: not an exact pin NAME==VERSION: {line!r}"
+            f"{lock.name}:{number}: not an exact pin NAME==VERSION: {line!r}"
         )
         key = canonicalize_name(name)
-        assert key not in found, f"{LOCK.name}:{number}: {name} pinned twice"
+        assert key not in found, f"{lock.name}:{number}: {name} pinned twice"
         found[key] = Version(version)
     return found
 
@@ -59,3 +60,10 @@ def test_the_installed_tree_is_the_pinned_one():
                 f"{dist.metadata['Name']} {dist.version} is installed, {LOCK.name} pins {pinned[key]}: "
                 "run `make install` (or `make lock` to take new releases)"
             )
+
+
+def test_torchs_dependencies_are_pinned_and_torch_is_not():
+    """torch is asked for by version (TORCH_VERSION: a CPU or a CUDA build); what it pulls in is pinned."""
+    pinned = pins(TORCH_LOCK)
+    assert "torch" not in pinned
+    assert {"sympy", "networkx", "filelock"} <= pinned.keys(), sorted(pinned)
