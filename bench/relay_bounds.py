@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from driver.execution.relay import Relay  # noqa: E402
+from driver.execution.relay import Relay
 
 CHUNK = 256 * 1024
 

@@ -12,6 +12,7 @@ copy of the log is written as the bytes come, every byte of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -31,7 +32,8 @@ _Sink = TypeVar("_Sink", bound=LineSink)
 @functools.cache
 def rules() -> ModuleType:
     """The collection's plugins/plugin_utils/relay.py: the one rule that turns output into lines (Lines),
-    shared with the plugin's own display. Loaded by its path, as job_options.py is (driver/job/contract.py)."""
+    shared with the plugin's own display. Loaded by its path, as driver/job/contract.py loads
+    job_options.py."""
     path = assets.collection() / "plugins" / "plugin_utils" / "relay.py"
     spec = importlib.util.spec_from_file_location("remote_trainer_relay_rules", path)
     assert spec is not None and spec.loader is not None, path
@@ -77,10 +79,8 @@ class _HostStream:
 
     def close(self) -> None:
         if self.file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.file.close()
-            except OSError:
-                pass
             self.file = None
 
 
