@@ -1,0 +1,157 @@
+"""A hostile host's output (issue 28): a line of 1 GiB without a newline beside a host that prints lines,
+malformed relay records, terminal escape sequences. The driver stays bounded and linear, loses nothing, and
+no escape sequence of a host's reaches the user's terminal."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import os
+import pty
+import select
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from driverproc import DRIVER, REPO, SCRIPTS, driver_env, run_driver
+
+HOSTILE = SCRIPTS / "hostile_output.py"
+CUT = b" [remote-trainer: line cut at 1 MiB; it goes on in the next line]"
+MIB = 1 << 20
+# The line's size: 1 GiB as the issue asks (about 4-5 minutes on the 2-core CI machine, see the README's
+# Performance section); REMOTE_TRAINER_HOSTILE_LINE_MIB runs it smaller.
+LINE = int(os.environ.get("REMOTE_TRAINER_HOSTILE_LINE_MIB", "1024")) * MIB
+# The driver's peak RSS while it relays it: the relay holds at most 1 MiB of a line (and a batch of 256 KiB).
+RSS_BOUND = 200 * MIB
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _expected_sha256(size: int) -> str:
+    digest = hashlib.sha256()
+    for piece in _module("hostile_output").long_line(size):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _hwm(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _job_id(state: Path) -> str:
+    (job,) = (p.name for p in (state / "jobs").iterdir())
+    return job
+
+
+class _Th1Line:
+    """th1's line as the driver prints it: its pieces' sizes, whether each was cut, and the bytes' sha256."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.pieces: list[tuple[int, bool]] = []
+
+    def add(self, body: bytes) -> None:
+        cut = body.endswith(CUT)
+        body = body.removesuffix(CUT)
+        self.pieces.append((len(body), cut))
+        self.digest.update(body)
+        self.size += len(body)
+
+    def check(self, expected: str) -> None:
+        assert self.size == LINE and self.digest.hexdigest() == expected
+        # Pieces of at most 1 MiB (up to 3 bytes less where a UTF-8 character would be split), each but
+        # the last ending in the marker.
+        assert all(cut for _n, cut in self.pieces[:-1]) and not self.pieces[-1][1]
+        assert all(MIB - 3 <= n <= MIB for n, _cut in self.pieces[:-1]), {n for n, _ in self.pieces}
+
+
+def _read_lines(proc: subprocess.Popen, on_line, timeout: float, on_wait=None) -> str:
+    """Hand each line of proc's stdout to on_line as it comes (on_wait between reads); its stderr."""
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    buf = b""
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"the driver did not end within {timeout} s"
+            if select.select([fd], [], [], 0.5)[0]:
+                chunk = os.read(fd, 4 * MIB)
+                if not chunk:
+                    break
+                *lines, buf = (buf + chunk).split(b"\n")
+                for line in lines:
+                    on_line(line)
+            if on_wait is not None:
+                on_wait()
+        assert buf == b"", buf[:200]
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    return b"".join(err).decode(errors="replace")
+
+
+def _driver(args: list[str], state: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [DRIVER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=driver_env(state), cwd=REPO
+    )
+
+
+def test_a_line_of_1_gib_without_a_newline_is_relayed_cut_bounded_and_whole(testhosts, tmp_path):
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1,th2"]
+    started = time.monotonic()
+    proc = _driver(["train", str(HOSTILE), *inv, "--", "th1", str(LINE), "40"], tmp_path)
+    th1, ticks, peak = _Th1Line(), [], [0]
+
+    def on_line(line: bytes) -> None:
+        if line.startswith(b"[th2] tick "):
+            ticks.append((time.monotonic(), th1.size))
+        else:
+            assert line.startswith(b"[th1] "), line[:200]
+            th1.add(line[len(b"[th1] ") :])
+
+    stderr = _read_lines(proc, on_line, 900, lambda: peak.append(max(peak.pop(), _hwm(proc.pid))))
+    elapsed = time.monotonic() - started
+    print(f"{LINE // MIB} MiB line relayed in {elapsed:.1f} s; driver peak RSS {peak[0] / MIB:.0f} MiB")
+    assert proc.returncode == 0, stderr
+    expected = _expected_sha256(LINE)
+    th1.check(expected)
+    # The other host's lines kept coming while th1's line was being relayed: no gap of 3 s.
+    during = [t for t, so_far in ticks if 0 < so_far < LINE]
+    assert len(during) >= 10, (len(ticks), len(during))
+    assert max(b - a for a, b in itertools.pairwise(during)) < 3.0
+    assert peak[0] < RSS_BOUND, f"driver peak RSS {peak[0] / MIB:.0f} MiB"
+    # The local copy and the host's log hold every byte.
+    job = _job_id(tmp_path)
+    copy = tmp_path / "jobs" / job / "logs" / "th1.log"
+    assert copy.stat().st_size == LINE
+    with copy.open("rb") as f:
+        assert hashlib.file_digest(f, "sha256").hexdigest() == expected
+    on_host = testhosts.ssh("th1", f"sha256sum ~/.remote-trainer/jobs/{job}/log")
+    assert on_host.stdout.split()[0] == expected
+    # `driver logs` prints the same: here from the copy kept here, once the job is gone from the hosts.
+    for host in ("th1", "th2"):
+        testhosts.ssh(host, f"rm -rf ~/.remote-trainer/jobs/{job}")
+    replayed = _Th1Line()
+    stderr = _read_lines(_driver(["logs", job, "--host", "th1"], tmp_path), replayed.add, 600)
+    replayed.check(expected)
+    copy.unlink()
