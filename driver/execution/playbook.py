@@ -60,8 +60,8 @@ def _prompt_pty_close() -> None:
         proc = spawnpty(self, args, **kwargs)
         if hasattr(proc, "delayafterclose"):
             proc.delayafterclose = PTY_CLOSE_DELAY
-        # pexpect reads 2,000 characters at a time (and sleeps 0.1 ms after each): 3.2 s of a 1 s relay of
-        # 128 MiB; 64 KiB a read takes that to 19 s.
+        # pexpect reads 2,000 characters at a time (and sleeps 0.1 ms after each): relaying 128 MiB took
+        # 62 s; 64 KiB a read takes that to 19 s.
         self.maxread = 1 << 16
         if hasattr(self, "buffer_type") and hasattr(self, "_before"):
             self.buffer_type = _recent(self.buffer_type)

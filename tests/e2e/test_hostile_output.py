@@ -155,3 +155,111 @@ def test_a_line_of_1_gib_without_a_newline_is_relayed_cut_bounded_and_whole(test
     stderr = _read_lines(_driver(["logs", job, "--host", "th1"], tmp_path), replayed.add, 600)
     replayed.check(expected)
     copy.unlink()
+
+
+# A jobctl.py that a hostile host (or the job itself: it may write its own job directory) puts in the job's
+# .rt/: the real one's answers, with the output's bytes replaced by something that is not base64, and other
+# lines that are not JSON.
+FORGED_JOBCTL = r"""
+import json, os, runpy, sys
+
+class Mangled:
+    def write(self, text):
+        for line in text.splitlines(True):
+            try:
+                st = json.loads(line)
+            except ValueError:
+                sys.__stdout__.write(line)
+                continue
+            if isinstance(st, dict) and st.get("n"):
+                st["data"] = "@@ not base64 @@"
+            sys.__stdout__.write(json.dumps(st) + "\n")
+        return len(text)
+
+    def flush(self):
+        sys.__stdout__.flush()
+
+sys.stdout = Mangled()
+sys.argv[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jobctl_real.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_malformed_relay_records_are_one_warning_and_the_job_s_outcome_still_comes(testhosts, tmp_path):
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    res = run_driver(["train", "-d", str(SCRIPTS / "exit_with.py"), *inv, "--", "3"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    job = res.stdout.strip()
+    assert run_driver(["wait", job], tmp_path).returncode == 3
+    rt = f"~/.remote-trainer/jobs/{job}/.rt"
+    testhosts.ssh(
+        "th1", f"mv {rt}/jobctl.py {rt}/jobctl_real.py && cat > {rt}/jobctl.py", input=FORGED_JOBCTL
+    )
+    # Before (issue 28): base64.b64decode raised in the driver's event handler (a traceback, exit 125).
+    res = run_driver(["logs", "-f", job], tmp_path)
+    assert res.returncode == 3, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if "malformed relay record" in line]
+    assert len(warnings) == 1, res.stderr
+    assert warnings[0].startswith("warning: [th1] ")
+    assert "Traceback" not in res.stderr and "about to end" not in res.stdout
+
+
+def _on_a_terminal(args: list[str], state: Path) -> tuple[int, bytes]:
+    """Run the driver with its stdout on a pseudo-terminal; its exit code and what the terminal got."""
+    main, other = pty.openpty()
+    proc = subprocess.Popen(
+        [DRIVER, *args], stdout=other, stderr=subprocess.PIPE, env=driver_env(state), cwd=REPO
+    )
+    os.close(other)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(main)
+    proc.communicate(timeout=120)
+    return proc.returncode, got
+
+
+def test_a_host_s_escape_sequences_are_shown_not_obeyed_on_a_terminal(testhosts, tmp_path):
+    escapes = _module("escapes")
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    code, shown = _on_a_terminal(["train", str(SCRIPTS / "escapes.py"), *inv], tmp_path)
+    assert code == 0, shown
+    # The terminal turns "\n" into "\r\n". No OSC (clipboard, title), query or 8-bit control reached it; each
+    # is visible instead. Colors and the progress bar's redraw and erase-in-line did.
+    assert b"\x1b]" not in shown and b"\x1b[6n" not in shown and "\u009d".encode() not in shown
+    assert (
+        b"before ^[]52;c;ZWNobyBwd25lZA==\x07 ^[]0;owned^[\\ ^[[6n ^[]52;c;ZWNobyBwd25lZA==^[\\ after"
+        in shown
+    )
+    assert escapes.COLOR in shown and b"\r50%\x1b[K\r100%\r\n" in shown
+    # Not a terminal: the bytes unchanged; the log copy holds them as the host's log does.
+    res = subprocess.run(
+        [DRIVER, "train", str(SCRIPTS / "escapes.py"), *inv],
+        capture_output=True,
+        env=driver_env(tmp_path),
+        cwd=REPO,
+    )
+    assert res.returncode == 0, res.stderr
+    raw = (
+        b"before "
+        + escapes.OSC52
+        + b" "
+        + escapes.TITLE
+        + b" "
+        + escapes.QUERY
+        + b" "
+        + escapes.C1_OSC
+        + b" after\n"
+        + escapes.COLOR
+        + b"\n"
+        + escapes.BAR
+    )
+    assert res.stdout == raw
+    for job in (tmp_path / "jobs").iterdir():
+        assert (job / "logs" / "th1.log").read_bytes() == raw
