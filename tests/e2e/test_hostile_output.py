@@ -263,3 +263,55 @@ def test_a_host_s_escape_sequences_are_shown_not_obeyed_on_a_terminal(testhosts,
     assert res.stdout == raw
     for job in (tmp_path / "jobs").iterdir():
         assert (job / "logs" / "th1.log").read_bytes() == raw
+
+
+PLAIN_PLAYBOOK = """\
+- name: Train
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Run the script and show its output
+      ansible.builtin.include_role:
+        name: remote_trainer.core.training_job
+      vars:
+        training_job_python: python3
+        training_job:
+          id: "{{ job_id }}"
+          script: "{{ playbook_dir }}/long.py"
+"""
+
+PLAIN_SCRIPT = """\
+import sys
+sys.stdout.buffer.write(b"z" * (3 * 1024 * 1024 + 5) + b"\\r\\x1b[2Kafter\\n")
+"""
+
+
+def test_a_playbook_of_ones_own_shows_a_long_line_cut_with_the_marker(testhosts, tmp_path):
+    # The plugin's own display (no driver, no relay records): the same rule, bounded and linear.
+    (tmp_path / "site.yml").write_text(PLAIN_PLAYBOOK)
+    (tmp_path / "long.py").write_text(PLAIN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_NOCOLOR="True", ANSIBLE_COLLECTIONS_PATH=str(REPO))
+    res = subprocess.run(
+        [
+            str(Path(DRIVER).parent / "ansible-playbook"),
+            "-i",
+            str(testhosts.inventory_path),
+            "--limit",
+            "th1",
+            "site.yml",
+            "-e",
+            f"job_id=plain-{os.getpid()}",
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    out = res.stdout.decode(errors="replace")
+    assert res.returncode == 0, out[-3000:] + res.stderr.decode(errors="replace")[-3000:]
+    cut = CUT.decode()
+    pieces = [line for line in out.split("\n") if line.startswith("[th1] zzz")]
+    assert pieces[:3] == ["[th1] " + "z" * MIB + cut] * 3
+    # The rest, a redraw ("\r", no newline), then the next line over it.
+    assert pieces[3:] == ["[th1] zzzzz\r[th1] \x1b[2Kafter"]
