@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from driverproc import DRIVER, REPO, SCRIPTS, driver_env, run_driver
 
 HOSTILE = SCRIPTS / "hostile_output.py"
@@ -315,3 +316,37 @@ def test_a_playbook_of_ones_own_shows_a_long_line_cut_with_the_marker(testhosts,
     assert pieces[:3] == ["[th1] " + "z" * MIB + cut] * 3
     # The rest, a redraw ("\r", no newline), then the next line over it.
     assert pieces[3:] == ["[th1] zzzzz\r[th1] \x1b[2Kafter"]
+
+
+FORGED_STREAM = r"""
+import os, runpy, sys
+
+if sys.argv[1] == "stream":
+    if os.environ.get("FORGED", "{kind}") == "endless":
+        while True:
+            sys.stdout.buffer.write(b"x" * 65536)
+    print("this is not JSON", flush=True)
+    sys.exit(0)
+sys.argv[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jobctl_real.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("kind", ["endless", "not-json"])
+def test_a_stream_that_is_not_jobctl_s_hands_over_to_polls(kind, testhosts, tmp_path):
+    # Before (issue 28): an endless line filled the plugin's memory (searched again at every read), and a
+    # line that is not JSON raised in the plugin: the task failed instead of the job's own exit code.
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    res = run_driver(["train", "-d", str(SCRIPTS / "exit_with.py"), *inv, "--", "3"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    job = res.stdout.strip()
+    assert run_driver(["wait", job], tmp_path).returncode == 3
+    rt = f"~/.remote-trainer/jobs/{job}/.rt"
+    forged = FORGED_STREAM.replace("{kind}", kind)
+    testhosts.ssh("th1", f"mv {rt}/jobctl.py {rt}/jobctl_real.py && cat > {rt}/jobctl.py", input=forged)
+    res = run_driver(["logs", "-f", job], tmp_path, timeout=120)
+    assert res.returncode == 3, res.stderr
+    assert res.stdout == "about to end\n"
+    assert "Traceback" not in res.stderr
+    left = testhosts.ssh("th1", "pgrep -f '[j]obctl.py stream' || true")
+    assert left.stdout.strip() == "", left.stdout
