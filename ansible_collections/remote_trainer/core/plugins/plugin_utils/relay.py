@@ -4,6 +4,9 @@ A record is one displayed line: RELAY_MARKER, a space, and compact JSON with `k`
 inventory host). driver/execution/events.py reads them from ansible-runner's events. The driver asks for them
 with the variable RELAY_VAR set to "records" (an extra var of every playbook it runs); a playbook of one's
 own leaves it unset, and each plugin then displays what it has to say as plain lines instead.
+
+`Lines` is the one rule that turns a job's output into lines, for the driver and for the plain display:
+bounded memory and linear time for any output, a line over MAX_LINE cut into pieces with the CUT marker.
 """
 
 from __future__ import annotations
