@@ -9,6 +9,7 @@ C1_OSC = "\u009d52;c;ZWNobyBwd25lZA==\u009c".encode()  # the same as an 8-bit OS
 COLOR = b"\x1b[31mred\x1b[0m"  # allowed: colors
 BAR = b"\r50%\x1b[K\r100%\n"  # allowed: a progress bar's redraw and erase-in-line
 
-sys.stdout.buffer.write(b"before " + OSC52 + b" " + TITLE + b" " + QUERY + b" " + C1_OSC + b" after\n")
-sys.stdout.buffer.write(COLOR + b"\n" + BAR)
-sys.stdout.buffer.flush()
+if __name__ == "__main__":  # the tests import the sequences
+    sys.stdout.buffer.write(b"before " + OSC52 + b" " + TITLE + b" " + QUERY + b" " + C1_OSC + b" after\n")
+    sys.stdout.buffer.write(COLOR + b"\n" + BAR)
+    sys.stdout.buffer.flush()
