@@ -212,3 +212,17 @@ def test_a_cr_held_at_the_cut_still_decides_with_the_next_byte():
     relay.feed("h", 0, b"q" * (MIB + 3) + b"\r")
     relay.feed("h", MIB + 4, b"\n")
     assert out == ["q" * MIB + CUT, "qqq"]
+
+
+def test_a_local_copy_that_cannot_be_written_is_one_warning_and_the_output_goes_on(tmp_path, caplog):
+    # A full disk (the copy on /dev/full): before, OSError ended the driver's event handling.
+    (tmp_path / "h.log").symlink_to("/dev/full")
+    out: list[str] = []
+    relay = Relay(out.append, tmp_path)
+    with caplog.at_level("WARNING", logger="driver.execution.relay"):
+        relay.feed("h", 0, b"one\n")
+        relay.feed("h", 4, b"two\n")
+        relay.finish()
+    assert out == ["one", "two"]
+    (warning,) = caplog.records
+    assert "local copy of the log" in warning.getMessage() and "No space left" in warning.getMessage()
