@@ -226,3 +226,16 @@ def test_a_local_copy_that_cannot_be_written_is_one_warning_and_the_output_goes_
     assert out == ["one", "two"]
     (warning,) = caplog.records
     assert "local copy of the log" in warning.getMessage() and "No space left" in warning.getMessage()
+
+
+def test_missing_bytes_are_one_warning_per_gap(caplog):
+    # A record dropped as malformed (events.py) leaves a gap: the records after it are in order again.
+    out: list[str] = []
+    relay = Relay(out.append, None)
+    with caplog.at_level("WARNING", logger="driver.execution.relay"):
+        relay.feed("h", 0, b"a\n")
+        relay.feed("h", 10, b"b\n")
+        relay.feed("h", 12, b"c\n")
+    assert out == ["a", "b", "c"]
+    assert [r.getMessage() for r in caplog.records] == ["[h] 8 bytes of output are missing"]
+    assert relay.bytes_received("h") == 14

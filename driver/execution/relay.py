@@ -128,6 +128,7 @@ class Relay:
                 log.warning("[%s] dropped %d repeated bytes of output", host, stream.offset - offset)
             else:
                 log.warning("[%s] %d bytes of output are missing", host, offset - stream.offset)
+                stream.offset = offset  # the bytes that follow are in order again: one warning per gap
         stream.keep(data)
         stream.offset += len(data)
         for line, ended in stream.lines.feed(data):
