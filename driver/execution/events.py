@@ -249,8 +249,8 @@ class Translator:
         if host not in self.malformed:
             self.malformed.add(host)
             log.warning(
-                "[%s] ignored a malformed relay record (%s: %s); what it carried is not shown (more are only "
-                "logged with -vv)",
+                "[%s] ignored a malformed relay record (%s: %s), not what the collection's plugin sends: a "
+                "broken or hostile host's answer; what it carried is not shown (any more only with -vv)",
                 host,
                 type(exc).__name__,
                 why,
