@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from driver.cli.terminal import for_terminal
 from driver.errors import EXIT_CODES, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DriverError, ExitCode, exit_meaning
 from driver.execution.events import NOTICE
 from driver.execution.relay import keeps_bytes
@@ -26,7 +27,9 @@ log = logging.getLogger("driver")
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"{prefix}{record.getMessage()}"
+        # Messages quote hosts (their errors, pip's lines, Slurm's reasons): no escape sequence of theirs
+        # reaches a terminal (driver/cli/terminal.py).
+        return for_terminal(f"{prefix}{record.getMessage()}", sys.stderr)
 
 
 def setup_logging(verbose: int) -> None:
@@ -42,7 +45,10 @@ def setup_logging(verbose: int) -> None:
 @keeps_bytes
 def write_line(line: str) -> None:
     r"""Print a line with its newline; one that ends in "\r" (a progress bar's redraw) without it. Written as
-    bytes, so that relayed bytes that are not UTF-8 (lone surrogates, see keeps_bytes) come out unchanged."""
+    bytes, so that relayed bytes that are not UTF-8 (lone surrogates, see keeps_bytes) come out unchanged;
+    on a terminal, escape sequences other than a progress bar's and colors are shown, not obeyed
+    (driver/cli/terminal.py)."""
+    line = for_terminal(line, sys.stdout)
     end = "" if line.endswith("\r") else "\n"
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a stdout without bytes (replaced by a test harness)
@@ -83,8 +89,8 @@ FALLBACK_HINT = "rerun with -vv to see what Ansible and the hosts said (--debug 
 
 def report(exc: DriverError) -> int:
     """Print an error's one `error:` line and its `hint:` line on stderr; its exit code."""
-    click.echo(f"error: {exc.message}", err=True)
-    click.echo(f"hint: {exc.hint or FALLBACK_HINT}", err=True)
+    click.echo(for_terminal(f"error: {exc.message}", sys.stderr), err=True)
+    click.echo(for_terminal(f"hint: {exc.hint or FALLBACK_HINT}", sys.stderr), err=True)
     return exc.exit_code
 
 

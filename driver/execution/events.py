@@ -174,9 +174,11 @@ def reported_failure(res: dict[str, Any]) -> dict[str, Any] | None:
 
 @dataclass
 class Translator:
-    """Stateless apart from the messages Ansible printed outside tasks (such as inventory errors)."""
+    """Stateless apart from the messages Ansible printed outside tasks (such as inventory errors) and the
+    hosts already warned of for a malformed relay record."""
 
     messages: list[str] = field(default_factory=list)
+    malformed: set[str] = field(default_factory=set)  # hosts whose malformed relay record was warned of
 
     def translate(
         self, event: dict[str, Any]
@@ -219,44 +221,81 @@ class Translator:
         return None
 
     def _verbose(self, stdout: str) -> Output | Launched | Connection | Queue | HostReport | None:
-        start = stdout.find(RELAY_MARKER)
-        if start < 0:
-            text = stdout.strip()
+        text = stdout.strip()
+        if not text.startswith(RELAY_MARKER):
+            # Not a record: a record is a whole displayed line of its own (the marker in the middle of a
+            # message, such as a host's stderr quoted at -vvv, is text).
             if text:
                 if len(self.messages) < 200:
                     self.messages.append(text)
                 log.debug("ansible: %s", text)
             return None
-        record = json.loads(stdout[start + len(RELAY_MARKER) :].strip())
-        if record["k"] == "out":
-            return Output(record["h"], record["o"], base64.b64decode(record["d"]))
-        if record["k"] == "pip":  # the remote_host role's build: pip's own output while it runs
-            log.info("[%s] pip: %s", record["h"], record["line"])
+        record: Any = None
+        try:
+            record = json.loads(text[len(RELAY_MARKER) :])
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            return self._record(record)
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            self._malformed(record, text, exc)
             return None
-        if record["k"] == "queue":
-            return Queue(
-                record["h"], str(record["id"]), record["s"], record.get("r") or "", record.get("n") or ""
+
+    def _malformed(self, record: Any, text: str, exc: Exception) -> None:
+        """A record that is not what the collection's plugins send (a hostile or broken host's answer, see
+        plugin_utils/relay.py): one warning line per host, the rest at -vv; whatever it carried is dropped and
+        the job's outcome, which comes from the task's result, is still reported."""
+        host = record.get("h") if isinstance(record, dict) and isinstance(record.get("h"), str) else "?"
+        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200] if str(exc) else ""
+        if host not in self.malformed:
+            self.malformed.add(host)
+            log.warning(
+                "[%s] ignored a malformed relay record (%s: %s), not what the collection's plugin sends: a "
+                "broken or hostile host's answer; what it carried is not shown (any more only with -vv)",
+                host,
+                type(exc).__name__,
+                why,
             )
-        if record["k"] == "report":  # a job run in one step: remote_host's report from its check
-            return HostReport(record["h"], record["report"])
-        if record["k"] == "conn":
-            return Connection(record["h"], record["s"], int(record["o"]), float(record.get("w") or 0))
-        if record["k"] == "launched":
+        log.debug("malformed relay record from %s: %.300r", host, text)
+
+    def _record(self, record: dict[str, Any]) -> Output | Launched | Connection | Queue | HostReport | None:
+        """The event of one record; KeyError, TypeError or ValueError where a field is missing or wrong."""
+        kind, host = record["k"], record["h"]
+        if not isinstance(host, str) or not isinstance(kind, str):
+            raise TypeError("`k` and `h` must be strings")
+        if kind == "out":
+            offset = record["o"]
+            if not isinstance(offset, int) or offset < 0 or not isinstance(record["d"], str):
+                raise TypeError("`o` must be an offset and `d` base64 text")
+            return Output(host, offset, base64.b64decode(record["d"], validate=True))
+        if kind == "pip":  # the remote_host role's build: pip's own output while it runs
+            log.info("[%s] pip: %s", host, record["line"])
+            return None
+        if kind == "queue":
+            return Queue(
+                host,
+                str(record["id"]),
+                str(record["s"]),
+                str(record.get("r") or ""),
+                str(record.get("n") or ""),
+            )
+        if kind == "report":  # a job run in one step: remote_host's report from its check
+            if not isinstance(record["report"], dict):
+                raise TypeError("`report` must be an object")
+            return HostReport(host, record["report"])
+        if kind == "conn":
+            return Connection(host, str(record["s"]), int(record["o"]), float(record.get("w") or 0))
+        if kind == "launched":
             if record.get("slurm"):
-                log.info(
-                    "[%s] job submitted from %s as Slurm job %s", record["h"], record["job"], record["slurm"]
-                )
+                log.info("[%s] job submitted from %s as Slurm job %s", host, record["job"], record["slurm"])
             else:
-                log.info(
-                    "[%s] job started in %s (process group %s)", record["h"], record["job"], record["pgid"]
-                )
+                log.info("[%s] job started in %s (process group %s)", host, record["job"], record["pgid"])
             return Launched(
-                record["h"],
-                record["job"],
-                record["pgid"],
-                record.get("n", 1),
-                record.get("r"),
-                record.get("slurm"),
+                host,
+                str(record["job"]),
+                int(record["pgid"]),
+                int(record.get("n", 1)),
+                None if record.get("r") is None else int(record["r"]),
+                None if record.get("slurm") is None else str(record["slurm"]),
             )
         return None
 

@@ -24,8 +24,32 @@ EventHandler = Callable[[dict[str, Any]], bool]
 PTY_CLOSE_DELAY = 0.01
 
 
+# pexpect keeps everything its child printed since the last match in `_before`; ansible-runner's patterns
+# (EOF, TIMEOUT) never match while ansible-playbook runs, so that buffer held the whole run's output, every
+# relayed byte included (twice base64-encoded), and was copied whole at each 1 s timeout: a job's output
+# grew the driver's memory without bound. Only the last PEXPECT_KEEP characters are kept (ansible-runner
+# reads the output through logfile_read, and searches the last 100 characters for a password prompt).
+PEXPECT_KEEP = 64 * 1024
+
+
+def _recent(buffer_type: type) -> type:
+    """buffer_type (StringIO or BytesIO) keeping only its last PEXPECT_KEEP characters, written at its end."""
+
+    class Recent(buffer_type):  # type: ignore[misc, valid-type]
+        def write(self, data: Any) -> int:
+            if self.tell() > 16 * PEXPECT_KEEP:
+                tail = self.getvalue()[-PEXPECT_KEEP:]
+                self.seek(0)
+                self.truncate()
+                super().write(tail)
+            return super().write(data)
+
+    return Recent
+
+
 def _prompt_pty_close() -> None:
-    """Make the ptys that pexpect spawns in this process wait PTY_CLOSE_DELAY on close (see above)."""
+    """Make the ptys that pexpect spawns in this process wait PTY_CLOSE_DELAY on close, and keep their
+    buffers bounded (see above)."""
     import pexpect
 
     spawnpty = getattr(pexpect.spawn, "_spawnpty", None)
@@ -36,6 +60,13 @@ def _prompt_pty_close() -> None:
         proc = spawnpty(self, args, **kwargs)
         if hasattr(proc, "delayafterclose"):
             proc.delayafterclose = PTY_CLOSE_DELAY
+        # pexpect reads 2,000 characters at a time (and sleeps 0.1 ms after each): relaying 128 MiB took
+        # 62 s; 64 KiB a read takes that to 19 s.
+        self.maxread = 1 << 16
+        if hasattr(self, "buffer_type") and hasattr(self, "_before"):
+            self.buffer_type = _recent(self.buffer_type)
+            self._before = self.buffer_type()
+            self._buffer = self.buffer_type()
         return proc
 
     prompt_spawnpty.prompt_close = True  # type: ignore[attr-defined]

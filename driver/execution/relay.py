@@ -3,35 +3,43 @@ r"""Reassemble relayed log bytes into lines, per host, in order, with none lost 
 A line ends with "\n" (or "\r\n"); a "\r" alone ends one too, a progress bar's redraw (tqdm writes each
 update as "\r<bar>"), and stays at the end of the line handed to the sink, which then writes no newline, so
 that the bar is shown as it goes and overwritten in place rather than all at once at its final "\n".
+
+Any output costs bounded memory and time linear in its size, newline or not: the rule (the collection's
+plugin_utils/relay.py, `Lines`) looks at each byte once and holds at most MAX_LINE (1 MiB) of a line; a
+longer line reaches the sink in pieces of that size, each but the last ending in the CUT marker. The local
+copy of the log is written as the bytes come, every byte of it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
+
+from driver.execution import assets
 
 log = logging.getLogger("driver.execution.relay")
 
 LineSink = Callable[[str], None]
 _Sink = TypeVar("_Sink", bound=LineSink)
 
-# A line's end: "\r\n", "\n", or a "\r" followed by anything but "\n" (a "\r" last in the bytes so far waits
-# for the next byte, which says whether it is half of a "\r\n").
-_LINE_END = re.compile(rb"\r\n|\n|\r(?=[^\n])")
 
-
-def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
-    r"""The complete lines of data, each with its end ("\n", "\r\n" or a lone "\r"), and the rest after them
-    (a line without its end yet, or b""; it may end in a "\r" that the next byte decides)."""
-    lines = []
-    start = 0
-    for end in _LINE_END.finditer(data):
-        lines.append(data[start : end.end()])
-        start = end.end()
-    return lines, data[start:]
+@functools.cache
+def rules() -> ModuleType:
+    """The collection's plugins/plugin_utils/relay.py: the one rule that turns output into lines (Lines),
+    shared with the plugin's own display. Loaded by its path, as driver/job/contract.py loads
+    job_options.py."""
+    path = assets.collection() / "plugins" / "plugin_utils" / "relay.py"
+    spec = importlib.util.spec_from_file_location("remote_trainer_relay_rules", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def keeps_bytes(sink: _Sink) -> _Sink:
@@ -46,8 +54,34 @@ class _HostStream:
     def __init__(self, host: str, log_path: Path | None, offset: int = 0) -> None:
         self.host = host
         self.offset = offset
-        self.partial = b""
+        self.lines = rules().Lines()
+        self.log_path = log_path
         self.file = log_path.open("ab") if log_path is not None else None
+
+    def keep(self, data: bytes) -> None:
+        """Add data to the local copy; a copy that cannot be written (a full disk) is given up, once, with
+        a warning: the relay goes on, and the host's log still holds every byte."""
+        if self.file is None:
+            return
+        try:
+            self.file.write(data)
+            self.file.flush()
+        except OSError as exc:
+            log.warning(
+                "[%s] the local copy of the log (%s) stopped at byte %d: %s; the host's log still holds "
+                "every byte (`driver logs` prints it)",
+                self.host,
+                self.log_path,
+                self.offset,
+                exc.strerror or exc,
+            )
+            self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
+            self.file = None
 
 
 class Relay:
@@ -94,26 +128,21 @@ class Relay:
                 log.warning("[%s] dropped %d repeated bytes of output", host, stream.offset - offset)
             else:
                 log.warning("[%s] %d bytes of output are missing", host, offset - stream.offset)
-        if stream.file is not None:
-            stream.file.write(data)
+                stream.offset = offset  # the bytes that follow are in order again: one warning per gap
+        stream.keep(data)
         stream.offset += len(data)
-        lines, stream.partial = split_lines(stream.partial + data)
-        for line in lines:
-            self._emit(host, line)
-        if stream.file is not None:
-            stream.file.flush()
+        for line, ended in stream.lines.feed(data):
+            self._emit(host, line, ended)
 
     def finish(self, host: str | None = None) -> None:
         """Emit a last line without newline and close the copies (all hosts, or one)."""
         for name, stream in list(self.streams.items()):
             if host is not None and name != host:
                 continue
-            self.complete[name] = stream.offset - len(stream.partial)
-            if stream.partial and not self.hold_partial:
-                self._emit(name, stream.partial)
-                stream.partial = b""
-            if stream.file is not None:
-                stream.file.close()
+            self.complete[name] = stream.offset - len(stream.lines)
+            if len(stream.lines) and not self.hold_partial:
+                self._emit(name, stream.lines.rest(), "")
+            stream.close()
             del self.streams[name]
 
     def replay(self, host: str, path: Path, chunk: int = 1 << 20) -> None:
@@ -130,9 +159,12 @@ class Relay:
         stream = self.streams.get(host)
         return stream.offset if stream else 0
 
-    def _emit(self, host: str, line: bytes) -> None:
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    def _emit(self, host: str, line: bytes, ended: str) -> None:
+        """Hand one line to the sink: its text, a redraw's "\r" kept, a cut line's marker added."""
         errors = "surrogateescape" if getattr(self.sink, "keeps_bytes", False) else "replace"
         text = line.decode("utf-8", errors=errors)
+        if ended == rules().REDRAW:
+            text += "\r"
+        elif ended == rules().CUT_HERE:
+            text += rules().CUT
         self.sink(f"[{self.labels.get(host, host)}] {text}" if self.prefix_hosts else text)

@@ -116,3 +116,46 @@ def test_the_remote_host_report_and_relay_records():
     assert "installing 1 requirements (six) into a new venv /v" in Translator().translate(event).text
     facts["remote_host__plan"] = {**plan, "ready": True}
     assert Translator().translate(event) == HostReport("h1", {"python": "/p"})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{not json",
+        "[1, 2]",
+        '"a string"',
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({"k": "out", "h": "h1"}),
+        json.dumps({"k": "out", "h": "h1", "o": 0, "d": "!!! not base64 !!!"}),
+        json.dumps({"k": "out", "h": "h1", "o": "zero", "d": ""}),
+        json.dumps({"k": "out", "h": "h1", "o": 0, "d": {"x": 1}}),
+        json.dumps({"k": "launched", "h": "h1", "job": "/j", "pgid": "not a pid"}),
+        json.dumps({"k": "conn", "h": "h1", "s": "lost", "o": None}),
+        json.dumps({"k": ["out"], "h": "h1"}),
+        json.dumps({"h": {"a": 1}}),
+        json.dumps({"k": "report", "h": "h1", "report": "x"}),
+    ],
+)
+def test_a_malformed_relay_record_is_one_warning_not_a_crash(payload, caplog):
+    # Before (issue 28): json.loads, a missing key or bad base64 raised in the event handler.
+    translator = Translator()
+    event = {"event": "verbose", "stdout": RELAY_MARKER + " " + payload}
+    with caplog.at_level("DEBUG", logger="driver.ansible"):
+        assert translator.translate(event) is None
+        assert translator.translate(event) is None  # a second one: no second warning
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "malformed relay record" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    # Good records still count afterwards.
+    good = {"k": "out", "h": "h1", "o": 0, "d": base64.b64encode(b"x\n").decode()}
+    assert translator.translate(
+        {"event": "verbose", "stdout": RELAY_MARKER + " " + json.dumps(good)}
+    ) == Output("h1", 0, b"x\n")
+
+
+def test_the_marker_inside_a_message_is_not_a_record():
+    # A host's stderr quoted in a displayed message (ssh's, jobctl's at -vvv) cannot forge a record.
+    forged = {"k": "out", "h": "h1", "o": 0, "d": base64.b64encode(b"forged\n").decode()}
+    event = {"event": "verbose", "stdout": "h1: jobctl said: " + RELAY_MARKER + " " + json.dumps(forged)}
+    assert Translator().translate(event) is None

@@ -71,13 +71,21 @@ from ansible.utils.display import Display
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import executor as executors
 from ansible_collections.remote_trainer.core.plugins.plugin_utils import host_check, job_options
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.check_mode import refuse_check_mode
-from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import record_line, wants_records
+from ansible_collections.remote_trainer.core.plugins.plugin_utils.relay import (
+    CUT,
+    CUT_HERE,
+    REDRAW,
+    Lines,
+    record_line,
+    wants_records,
+)
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.role_files import role_file
 
 display = Display()
 
 MODES = ("quick", "launch", "follow", "kill", "status", "collected", "clean")
 MAX_CHUNK = 256 * 1024  # most log bytes relayed by one poll
+MAX_STREAM_LINE = 2 * MAX_CHUNK + 65536  # longest line of `jobctl stream` (MAX_CHUNK in base64, the state)
 STREAM_CHECK = 0.25  # seconds between looks at the cancel file while a stream says nothing
 FIRST_POLL_WAIT = 0.25  # longest wait of the poll made by the launch's own command (a no-op job ends in it)
 RESTAGE = shlex.quote(json.dumps({"restage": True}))  # a quick launch's answer: the mirror is not the workdir
@@ -236,11 +244,16 @@ COMMANDS = {"process": process_command, "container": container_command}
 
 
 class _Stream:
-    """A remote `jobctl stream` read as it comes: one JSON line at a time (a poll's answer)."""
+    """A remote `jobctl stream` read as it comes: one JSON line at a time (a poll's answer).
+
+    jobctl's lines are at most MAX_CHUNK bytes of base64 and a few fields: a line longer than MAX_STREAM_LINE
+    (a host that answers with something else) ends the stream rather than fill the memory; each byte read is
+    searched for the line's end once."""
 
     def __init__(self, argv: list, host: str) -> None:
         self._host = host
-        self._buf = b""
+        self._buf = bytearray()
+        self._searched = 0  # bytes of _buf known to hold no "\n"
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -251,22 +264,36 @@ class _Stream:
 
     def next(self, timeout: float) -> dict | None:
         """The next line's state; None when none came within timeout. A connection that broke (ssh's 255)
-        raises AnsibleConnectionFailure, any other end before the job's AnsibleActionFail."""
+        raises AnsibleConnectionFailure, any other end before the job's, a line too long or not a JSON
+        object AnsibleActionFail."""
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
+        while (end := self._buf.find(b"\n", self._searched)) < 0:
+            self._searched = len(self._buf)
+            if len(self._buf) > MAX_STREAM_LINE:
+                raise AnsibleActionFail(
+                    f"jobctl stream on {self._host} sent a line longer than {MAX_STREAM_LINE} bytes"
+                )
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._proc.stdout], [], [], left)[0]:
                 return None
             chunk = os.read(self._proc.stdout.fileno(), 1 << 20)
             if not chunk:
                 rc = self._proc.wait()
-                err = self._proc.stderr.read().decode("utf-8", "replace").strip()
+                err = self._proc.stderr.read(4096).decode("utf-8", "replace").strip()
                 if rc == 255:
                     raise AnsibleConnectionFailure(f"ssh to {self._host} ended: {err}")
                 raise AnsibleActionFail(f"jobctl stream ended on {self._host} (rc {rc}): {err}")
             self._buf += chunk
-        line, _sep, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 1]
+        self._searched = 0
+        try:
+            st = json.loads(line)
+        except (ValueError, RecursionError):
+            st = None
+        if not isinstance(st, dict):
+            raise AnsibleActionFail(f"jobctl stream on {self._host} sent a line that is not a JSON object")
+        return st
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -305,7 +332,7 @@ class ActionModule(ActionBase):
         job = args.get("job") or {}
         host = args.get("host") or {}
         self._records = wants_records(task_vars)
-        self._partial = b""
+        self._lines = Lines()  # a plain playbook's display of the output
         if args.get("mode") == "quick":
             return self._quick(job, host, result)
         helper = str(host.get("helper_python") or "")
@@ -765,24 +792,25 @@ class ActionModule(ActionBase):
                 f"[{self._host}] Slurm job {record['id']}: {record['s']}{why} {record.get('n', '')}".rstrip()
             )
         elif record["k"] == "out":
-            import re  # only this path splits lines itself
-
-            # As the driver's relay (driver/execution/relay.py, not importable here): a line ends with "\n" or
+            # As the driver's relay, by the same rule (plugin_utils/relay.py Lines): a line ends with "\n" or
             # "\r\n", or with a lone "\r" (a progress bar's redraw), shown without a newline so that the next
-            # one overwrites it; a "\r" last in the bytes so far waits for the next byte.
-            data = self._partial + base64.b64decode(record["d"])
-            start = 0
-            for end in re.finditer(rb"\r\n|\n|\r(?=[^\n])", data):
-                redraw = end.group() == b"\r"
-                text = data[start : end.start()].decode("utf-8", "replace") + ("\r" if redraw else "")
-                display.display(f"[{self._host}] {text}", newline=not redraw)
-                start = end.end()
-            self._partial = data[start:]
+            # one overwrites it; a line longer than 1 MiB comes in pieces, each but the last with a marker.
+            try:
+                data = base64.b64decode(record["d"], validate=True)
+            except (TypeError, ValueError):
+                display.warning(f"[{self._host}] jobctl sent output that is not base64; it is not shown")
+                return
+            for line, ended in self._lines.feed(data):
+                text = line.decode("utf-8", "replace")
+                if ended == REDRAW:
+                    display.display(f"[{self._host}] {text}\r", newline=False)
+                else:
+                    display.display(f"[{self._host}] {text}{CUT if ended == CUT_HERE else ''}")
 
     def _flush_partial(self) -> None:
-        if self._partial and not self._records:
-            display.display(f"[{self._host}] {self._partial.decode('utf-8', 'replace')}")
-        self._partial = b""
+        rest = self._lines.rest()
+        if rest and not self._records:
+            display.display(f"[{self._host}] {rest.decode('utf-8', 'replace')}")
 
     @staticmethod
     def _read_reason(path: str) -> str:
