@@ -34,7 +34,7 @@ STUCK = {
 
 
 class PodNotStarted(DriverError):
-    """The TrainJob's pod cannot start (image, Secret or ConfigMap missing); the TrainJob was deleted."""
+    """The TrainJob's pod cannot start (image or a Secret missing); the TrainJob was deleted."""
 
     exit_code = EXIT_CLUSTER_NOT_READY
 
@@ -104,7 +104,7 @@ def wait_for_start(core: Any, custom: Any, name: str, namespace: str, timeout: f
             waiting = status.state.waiting
             raise PodNotStarted(
                 f"the pod of trainjob/{name} cannot start: {waiting.reason}: {waiting.message or ''}".strip(),
-                hint="check the runtime's image and its Secret and ConfigMap: `driver cluster status`",
+                hint="check the runtime's image and its Secrets: `driver cluster status`",
             )
         if pod is None:
             condition, message = _condition(custom, name, namespace)
