@@ -137,11 +137,18 @@ def _instant(stamp: bytes) -> tuple[int, int]:
 def stream(core: Any, pod: str, namespace: str, write: Callable[[bytes], None]) -> None:
     """Write the runner's log as it comes; after a broken stream, resume after the last line written
     (the kubelet's timestamps say where), until the container has ended and its log is read to the end."""
+    from kubernetes.client.exceptions import ApiException
+
     last = (-1, -1)
     while True:
-        resp = core.read_namespaced_pod_log(
-            pod, namespace, container=CONTAINER, follow=True, timestamps=True, _preload_content=False
-        )
+        try:
+            resp = core.read_namespaced_pod_log(
+                pod, namespace, container=CONTAINER, follow=True, timestamps=True, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:  # the pod went (a deadline, a deletion) after its log was read
+                return
+            raise
         pending = b""
         try:
             for chunk in resp.stream(65536):
