@@ -107,7 +107,7 @@ _EXIT_TABLE: tuple[tuple[ExitCode, str], ...] = (
     ),
     (
         EXIT_CLUSTER_NOT_READY,
-        "driver cluster status: something is missing (Trainer, the runtime, its Secret or ConfigMap); "
+        "driver cluster status: something is missing (Trainer, the runtime or its Secrets); "
         "driver submit --follow: the pod cannot start",
     ),
     (

@@ -32,6 +32,7 @@ from kubeflow.trainer.backends.base import RuntimeBackend
 from kubeflow.trainer.constants import constants
 from kubeflow.trainer.types import types
 
+from driver.cluster.submit import valid_name
 from driver.execution import assets
 from driver.job import store as jobs
 from driver.job.spec import Container, JobSpec, Requirements
@@ -122,7 +123,7 @@ class RemoteBackend(RuntimeBackend):
         job_name = None
         for option in options or []:
             if type(option).__name__ == "Name":
-                job_name = option.name
+                job_name = check_job_name(option.name)
             else:
                 raise ValueError(f"option {type(option).__name__} is not supported by the remote backend")
         job_id = job_name or jobs_new_id()
@@ -265,6 +266,17 @@ class RemoteBackend(RuntimeBackend):
             creation_timestamp=datetime.fromtimestamp(record.started, tz=UTC),
             status=status,
         )
+
+
+def check_job_name(name: object) -> str:
+    """options.Name: a TrainJob's name (a DNS-1123 label that starts with a letter), never a path."""
+    if not isinstance(name, str) or not valid_name(name):
+        raise ValueError(
+            f"invalid job name {name!r} (options.Name): lower-case letters, digits and '-', starting with a "
+            "letter and ending with a letter or digit, at most 63 characters (a Kubernetes DNS-1123 label), "
+            "e.g. 'mnist-lr-0-01'"
+        )
+    return name
 
 
 def jobs_new_id() -> str:

@@ -50,7 +50,7 @@ TRAIN_ONLY = {
     "--detach": "`driver submit` without --follow returns at once; the TrainJob runs in the cluster",
     "--output": "outputs stay on the host (~/.remote-trainer/jobs/<id>/); copy them with `driver train`",
     "--output-dir": "outputs stay on the host; copy them with `driver train`",
-    "--inventory": "the runtime's inventory is the ConfigMap remote-trainer-inventory (`make cluster-up`)",
+    "--inventory": "the runtime's inventory is the Secret remote-trainer-inventory (`make cluster-up`)",
     "--requirements": "give the packages with --packages",
     "--nodes": "the remote runtime runs one node per TrainJob",
     "--launcher": "the remote runtime runs one process per TrainJob",
@@ -89,7 +89,13 @@ def _train_only_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Namespace of the TrainJob.",
 )
 @click.option(
-    "-e", "--env", "env", multiple=True, metavar="K=V", help="Environment variable (stored in the TrainJob)."
+    "-e",
+    "--env",
+    "env",
+    multiple=True,
+    metavar="K=V",
+    help="Environment variable (K alone: its value here). Values go into a Secret owned by the TrainJob "
+    "(NAME-env), never into the TrainJob's spec.",
 )
 @click.option(
     "--timeout", help="activeDeadlineSeconds of the TrainJob (e.g. 2h): the remote run is stopped then."
@@ -116,7 +122,7 @@ def submit(**params: Any) -> int:
     """
     from driver.cluster import submit as submitting
 
-    obj = submitting.trainjob(
+    submission = submitting.trainjob(
         params["script"],
         list(params["args"]),
         name=params["name"],
@@ -129,9 +135,9 @@ def submit(**params: Any) -> int:
     if params["dry_run"]:
         import yaml
 
-        sys.stdout.write(yaml.safe_dump(obj, sort_keys=False))
+        sys.stdout.write(yaml.safe_dump_all(submission.documents(), sort_keys=False))
         return EXIT_OK
-    created = submitting.create(obj, params["context"])
+    created = submitting.create(submission, params["context"])
     name = created["metadata"]["name"]
     if not params["follow"]:
         write_line(f"trainjob/{name} created in namespace {params['namespace']}")

@@ -34,7 +34,7 @@ STUCK = {
 
 
 class PodNotStarted(DriverError):
-    """The TrainJob's pod cannot start (image, Secret or ConfigMap missing); the TrainJob was deleted."""
+    """The TrainJob's pod cannot start (image or a Secret missing); the TrainJob was deleted."""
 
     exit_code = EXIT_CLUSTER_NOT_READY
 
@@ -104,7 +104,7 @@ def wait_for_start(core: Any, custom: Any, name: str, namespace: str, timeout: f
             waiting = status.state.waiting
             raise PodNotStarted(
                 f"the pod of trainjob/{name} cannot start: {waiting.reason}: {waiting.message or ''}".strip(),
-                hint="check the runtime's image and its Secret and ConfigMap: `driver cluster status`",
+                hint="check the runtime's image and its Secrets: `driver cluster status`",
             )
         if pod is None:
             condition, message = _condition(custom, name, namespace)
@@ -137,11 +137,18 @@ def _instant(stamp: bytes) -> tuple[int, int]:
 def stream(core: Any, pod: str, namespace: str, write: Callable[[bytes], None]) -> None:
     """Write the runner's log as it comes; after a broken stream, resume after the last line written
     (the kubelet's timestamps say where), until the container has ended and its log is read to the end."""
+    from kubernetes.client.exceptions import ApiException
+
     last = (-1, -1)
     while True:
-        resp = core.read_namespaced_pod_log(
-            pod, namespace, container=CONTAINER, follow=True, timestamps=True, _preload_content=False
-        )
+        try:
+            resp = core.read_namespaced_pod_log(
+                pod, namespace, container=CONTAINER, follow=True, timestamps=True, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:  # the pod went (a deadline, a deletion) after its log was read
+                return
+            raise
         pending = b""
         try:
             for chunk in resp.stream(65536):

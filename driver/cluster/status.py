@@ -1,10 +1,19 @@
-"""`cluster status`: what of Kubeflow Trainer and the `remote` runtime is installed and ready."""
+"""`cluster status`: what of Kubeflow Trainer and the `remote` runtime is installed and ready.
+
+The runtime's Secrets (the SSH key, the inventory) are read as metadata alone (PartialObjectMetadata): their
+values never reach this process.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from driver.cluster.submit import GROUP, RUNTIME, VERSION, ClusterUnreachable, connection_reason
+
+SSH_SECRET = "remote-trainer-ssh"
+INVENTORY_SECRET = "remote-trainer-inventory"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 @dataclass
@@ -45,8 +54,8 @@ def status(namespace: str = "default", context: str | None = None) -> list[Check
             "clustertrainingruntimes",
             RUNTIME,
         )
-        secret = get(client.CoreV1Api().read_namespaced_secret, "remote-trainer-ssh", namespace)
-        inventory = get(client.CoreV1Api().read_namespaced_config_map, "remote-trainer-inventory", namespace)
+        secret = get(secret_metadata, namespace, SSH_SECRET)
+        inventory = get(secret_metadata, namespace, INVENTORY_SECRET)
     except ConfigException as exc:
         raise ClusterUnreachable(f"no usable kubeconfig: {exc}", hint="run `make cluster-up`") from exc
     except (OSError, HTTPError) as exc:
@@ -65,12 +74,25 @@ def status(namespace: str = "default", context: str | None = None) -> list[Check
         Check("trainer CRDs", crd is not None, "trainjobs.trainer.kubeflow.org" if crd else "not installed"),
         Check("trainer controller", ready, image or "not installed"),
         Check("runtime remote", runtime is not None, runner or "not installed"),
+        Check(f"secret {namespace}/{SSH_SECRET}", secret is not None, "present" if secret else "missing"),
         Check(
-            f"secret {namespace}/remote-trainer-ssh", secret is not None, "present" if secret else "missing"
-        ),
-        Check(
-            f"configmap {namespace}/remote-trainer-inventory",
+            f"secret {namespace}/{INVENTORY_SECRET}",
             inventory is not None,
             "present" if inventory else "missing",
         ),
     ]
+
+
+def secret_metadata(namespace: str, name: str) -> dict[str, Any]:
+    """The Secret's metadata alone: the API server answers with a PartialObjectMetadata, no data."""
+    from kubernetes import client
+
+    api = client.ApiClient()
+    return api.call_api(
+        f"/api/v1/namespaces/{namespace}/secrets/{name}",
+        "GET",
+        header_params={"Accept": METADATA_ONLY},
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+    )

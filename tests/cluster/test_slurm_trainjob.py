@@ -42,19 +42,19 @@ def slurm_runtime(kube, installed, pod_files, testhost_label, tmp_path_factory):
             check=True,
         ).stdout
         sc.hosts.ssh("login1", "cat >> ~/.ssh/authorized_keys", input=pub)
-        inventory = _data(kube, "configmap", "remote-trainer-inventory")["hosts.ini"]
+        inventory = base64.b64decode(_data(kube, "secret", "remote-trainer-inventory")["hosts.ini"]).decode()
         known = base64.b64decode(_data(kube, "secret", "remote-trainer-ssh")["known_hosts"]).decode()
         hpc = f"hpc ansible_host={out} ansible_port=22 ansible_user=trainer training_job_executor=slurm\n"
         key = f"{out} {sc.hosts.hosts['login1'].host_key}\n"
-        kubectl(kube, "patch", "configmap", "remote-trainer-inventory", "--type=merge",
-                "-p", json.dumps({"data": {"hosts.ini": inventory + hpc}}))  # fmt: skip
+        kubectl(kube, "patch", "secret", "remote-trainer-inventory", "--type=merge",
+                "-p", json.dumps({"stringData": {"hosts.ini": inventory + hpc}}))  # fmt: skip
         kubectl(kube, "patch", "secret", "remote-trainer-ssh", "--type=merge",
                 "-p", json.dumps({"stringData": {"known_hosts": known + key}}))  # fmt: skip
         try:
             yield sc
         finally:
-            kubectl(kube, "patch", "configmap", "remote-trainer-inventory", "--type=merge",
-                    "-p", json.dumps({"data": {"hosts.ini": inventory}}))  # fmt: skip
+            kubectl(kube, "patch", "secret", "remote-trainer-inventory", "--type=merge",
+                    "-p", json.dumps({"stringData": {"hosts.ini": inventory}}))  # fmt: skip
             kubectl(kube, "patch", "secret", "remote-trainer-ssh", "--type=merge",
                     "-p", json.dumps({"stringData": {"known_hosts": known}}))  # fmt: skip
     finally:

@@ -242,7 +242,7 @@ def test_a_changed_host_key_fails_the_trainjob_with_a_clear_line(kube, installed
         ]
         kubectl(kube, "-n", ns, "create", "secret", "generic", "remote-trainer-ssh", *secret)
         inventory = f"--from-file=hosts.ini={files / 'hosts.ini'}"
-        kubectl(kube, "-n", ns, "create", "configmap", "remote-trainer-inventory", inventory)
+        kubectl(kube, "-n", ns, "create", "secret", "generic", "remote-trainer-inventory", inventory)
         res = driver(kube, "submit", "-f", "-n", ns, str(SCRIPTS / "exit_with.py"), "--", "0", timeout=300)
         assert res.returncode == 72, res.stdout + res.stderr
         logs = res.stdout

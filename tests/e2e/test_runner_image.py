@@ -7,6 +7,7 @@ sshd test host over the podman network, with its host key verified.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import time
 import uuid
@@ -78,3 +79,25 @@ def test_runner_image_has_no_secret_baked_in(runner_image):
         timeout=60,
     )
     assert res.stdout.split() == ["1000"]
+
+
+def test_a_multiline_secret_in_the_environment_leaks_no_fragment(runner_image, mounts):
+    """The runner forwards the environment by name. Names read from `env | sed` took a PEM line ending in
+    `=` for a name, and the driver's error then printed that fragment of the key to the pod's log."""
+    fragment = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUFRAGMENT"
+    pem = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        f"{fragment}=\n"
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n"
+        "-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    res = subprocess.run(
+        ["podman", "run", "--rm", "-e", "DEPLOY_KEY", *mounts, runner_image, "/job/env_names.py"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DEPLOY_KEY": pem},
+    )
+    assert fragment not in res.stdout + res.stderr
+    assert res.returncode == 0, res.stderr
+    assert "DEPLOY_KEY" in res.stdout.split()

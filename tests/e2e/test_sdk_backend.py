@@ -121,3 +121,15 @@ def test_runtimes_and_what_is_rejected(client):
         client.train(trainer=CustomTrainer(func=fail_with_seven), options=[Labels(labels={"a": "b"})])
     with pytest.raises(NotImplementedError):
         client.get_job_events("anything")
+
+
+@pytest.mark.parametrize("bad", ["../escaped", "a/b", "Upper", "-lead", "trail-", "9lives", "x" * 64, ""])
+def test_a_job_name_that_is_not_a_trainjob_name_is_refused(testhosts, tmp_path, monkeypatch, bad):
+    """options.Name is a TrainJob's name (a DNS-1123 label starting with a letter), never a path: `../x`
+    made the job's directory outside the jobs root and ran the function."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("REMOTE_TRAINER_STATE_DIR", str(state))
+    client = RemoteTrainerClient(RemoteBackendConfig(inventory=str(testhosts.inventory_path), limit="th1"))
+    with pytest.raises(ValueError, match=r"invalid job name .*\(options\.Name\).*DNS-1123"):
+        client.train(trainer=CustomTrainer(func=fail_with_seven), options=[Name(name=bad)])
+    assert not (state / "escaped").exists() and not (state / "jobs").exists()

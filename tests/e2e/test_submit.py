@@ -33,7 +33,7 @@ def test_dry_run_trainjob_is_valid_and_carries_the_script(tmp_path):
         tmp_path,
     )
     assert res.returncode == 0, res.stderr
-    job = yaml.safe_load(res.stdout)
+    job, secret = yaml.safe_load_all(res.stdout)
     assert validate(job) == []
     assert job["metadata"] == {"name": "hello-1", "namespace": "team-a"}
     assert job["spec"]["runtimeRef"]["name"] == "remote"
@@ -42,12 +42,43 @@ def test_dry_run_trainjob_is_valid_and_carries_the_script(tmp_path):
     assert command[:3] == ["remote-trainer-runner", "--script-b64", "hello.py"]
     assert base64.b64decode(command[3]) == (REPO / "examples" / "hello.py").read_bytes()
     assert command[4:] == ["--epochs", "2"]
-    assert job["spec"]["trainer"]["env"] == [{"name": "A", "value": "1"}]
+    assert job["spec"]["trainer"]["env"] == [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "hello-1-env", "key": "A"}}}
+    ]
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "hello-1-env"
+    assert secret["stringData"] == {"A": "(hidden)"}
+
+
+def test_env_values_are_in_no_document_of_the_dry_run(tmp_path):
+    """`-e K=V` and `-e K` (the value from here): neither value is in the TrainJob, nor printed."""
+    res = run_driver(
+        ["submit", HELLO, "--dry-run", "--name", "sec-1", "-e", "API_KEY=sk-live-123", "-e", "TOKEN",
+         "--limit", "th1"],
+        tmp_path,
+        extra_env={"TOKEN": "tok-from-here-456"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "sk-live-123" not in res.stdout + res.stderr and "tok-from-here-456" not in res.stdout + res.stderr
+    job, secret = yaml.safe_load_all(res.stdout)
+    assert validate(job) == []
+    assert job["spec"]["trainer"]["env"] == [
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "sec-1-env", "key": "API_KEY"}}},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec-1-env", "key": "TOKEN"}}},
+        {"name": "REMOTE_TRAINER_LIMIT", "value": "th1"},
+    ]
+    assert sorted(secret["stringData"]) == ["API_KEY", "TOKEN"]
+
+
+def test_without_env_there_is_no_secret(tmp_path):
+    res = run_driver(["submit", HELLO, "--dry-run", "--name", "plain-1"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    (job,) = yaml.safe_load_all(res.stdout)
+    assert "env" not in job["spec"]["trainer"]
 
 
 def test_generated_names_follow_the_trainjob_rules(tmp_path):
     for _ in range(3):
-        job = yaml.safe_load(run_driver(["submit", HELLO, "--dry-run"], tmp_path).stdout)
+        (job,) = yaml.safe_load_all(run_driver(["submit", HELLO, "--dry-run"], tmp_path).stdout)
         assert validate(job) == []
 
 
