@@ -286,15 +286,19 @@ def run(ctl, job):
     near) or as the stopped file, since no reaper can reach this node."""
     ctl.arm_stop_signals(getattr(signal, "SIG" + STOP_SIGNAL), getattr(signal, LIMIT_SIGNAL))
     p = ctl._paths(job)
-    with open(p["spec"]) as f:
-        spec = json.load(f)
-    os.unlink(p["spec"])
+    try:
+        with open(p["spec"]) as f:
+            spec = json.load(f)
+        os.unlink(p["spec"])
+    except FileNotFoundError:
+        spec = None  # `kill` removed it: the job was cancelled before it could start
     with contextlib.suppress(OSError):
         os.setsid()  # the job's session, as a forked launcher has (Slurm still tracks it)
     ctl._write_atomic(p["launcher"], str(os.getpid()))
     ctl._write_atomic(os.path.join(p["rt"], "node"), os.environ.get("SLURM_JOB_NODELIST") or os.uname()[1])
     ctl._write_atomic(p["started"], f"{time.time():.3f}")
-    if os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+    if spec is None or os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+        ctl._create_once(p["stopped"], ctl.DEFAULT_REASON)
         ctl._write_atomic(p["ended"], f"{time.time():.3f}")
         ctl._write_atomic(p["rc"], str(128 + signal.SIGTERM))
         sys.exit(128 + signal.SIGTERM)
@@ -389,6 +393,7 @@ def state(ctl, p, rc, fresh=False):
             rc = ctl._read(p["rc"])  # written by the launcher since
         if rc is None and not alive:
             lost = END_WHY.get(answer["state"], "killed") if started else "never_started"
+            forget_spec(p)  # the job can no longer start: its env values leave the shared file system
     else:
         alive = False
         answer = {"id": job_id(p["rt"]), "state": None, "reason": ""}
@@ -429,6 +434,9 @@ def kill(ctl, job, p, grace, reason):
         ctl._write_atomic(os.path.join(p["rt"], ctl.KILL_GRACE), str(grace))
         if ctl._read(p["started"]) is None:
             cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
+            # Its spec (env values) goes now, not with the job directory: a launcher that starts all the same
+            # finds no spec and the stopped file, and ends at once.
+            forget_spec(p)
         else:
             signal_launcher(p["rt"])
             ctl._reap_later(job, grace + KILL_SLACK)
@@ -437,6 +445,12 @@ def kill(ctl, job, p, grace, reason):
     st = ctl._state(p)
     st["signalled"] = running
     return st
+
+
+def forget_spec(p):
+    """Remove the spec of a job that will never read it (the launcher reads and removes it when it starts)."""
+    with contextlib.suppress(OSError):
+        os.unlink(p["spec"])
 
 
 def reap(ctl, p):
