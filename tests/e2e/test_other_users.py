@@ -80,7 +80,9 @@ def local_watch(stop: threading.Event, found: list[str]) -> None:
             try:
                 if os.readlink(f"/proc/{pid}/ns/pid") != ns:
                     continue  # a process of a container (a test host's, seen by mallory there)
-                text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                text = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                )
             except OSError:
                 continue
             if any(t in text for t in TOKENS):
@@ -101,7 +103,8 @@ def test_another_user_sees_no_secret_and_reads_nothing(start_testhosts, wheelhou
     hs.exec("th1", ["mkdir", "-p", "/srv/idx"])
     subprocess.run(["podman", "cp", str(wheel), f"{hs.container('th1')}:/srv/idx/{wheel.name}"], check=True)
     subprocess.run(
-        ["podman", "exec", "-d", hs.container("th1"), "python3", "-c", INDEX, wheel.name, str(PORT)], check=True
+        ["podman", "exec", "-d", hs.container("th1"), "python3", "-c", INDEX, wheel.name, str(PORT)],
+        check=True,
     )
 
     inventory = tmp_path / "inventory.ini"

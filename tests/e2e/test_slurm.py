@@ -483,3 +483,38 @@ def test_a_job_that_never_started_leaves_no_secret_behind(idle, tmp_path):
     assert cleaned.returncode == 0, cleaned.stderr
     listed = idle.hosts.ssh("login1", "ls ~/.remote-trainer/jobs").stdout.split()
     assert not set(jobs) & set(listed), listed
+
+
+def test_a_shared_jobs_root_takes_no_planted_queue_answer(idle, tmp_path):
+    """A jobs root that another user can write to (a group's project directory): mallory plants the shared
+    queue answer (saying no job exists) and a symlink for its lock into the user's home. The job still runs as
+    Slurm says, and nothing of the user's is written through the symlink."""
+    root = "/home/trainer/shared-jobs"
+    home_mode = idle.exec("login1", ["stat", "-c", "%a", "/home/trainer"]).stdout.strip()
+    idle.exec("login1", ["sh", "-c", "id mallory >/dev/null 2>&1 || useradd -m mallory"])
+    idle.exec("login1", ["sh", "-c", f"chmod 0711 /home/trainer && install -d -o trainer -m 0777 {root}"])
+    try:
+        planted = (
+            '{"t": 4102444800, "jobs": {}}'  # asked in 2100: fresh for ever, and no job of the user in it
+        )
+        for name in (".slurm-queue.json", ".slurm-queue/queue.json"):
+            idle.exec(
+                "login1",
+                ["sh", "-c", f"mkdir -p {root}/.slurm-queue; printf '%s' '{planted}' > {root}/{name}"],
+                user="mallory",
+            )
+            idle.exec(
+                "login1",
+                ["ln", "-s", "/home/trainer/written-for-mallory", f"{root}/{name}.lock"],
+                user="mallory",
+            )
+        res = train(idle, tmp_path, COUNTER, "--", "2", "0.1", "0", site=f"training_job_root={root}\n")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines() == ["line 0", "line 1", "end"]
+        written = idle.exec("login1", ["test", "-e", "/home/trainer/written-for-mallory"], check=False)
+        assert written.returncode != 0, "the user wrote through mallory's symlink"
+    finally:
+        idle.exec(
+            "login1",
+            ["sh", "-c", f"rm -rf {root} /home/trainer/written-for-mallory; chmod {home_mode} /home/trainer"],
+        )

@@ -94,7 +94,10 @@ def test_on_the_host_the_specs_index_urls_win_and_lists_add_up():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "ansible_collections/remote_trainer/core/roles/remote_host/files"
+    path = (
+        Path(__file__).resolve().parents[2]
+        / "ansible_collections/remote_trainer/core/roles/remote_host/files"
+    )
     spec = importlib.util.spec_from_file_location("venvset", path / "venvset.py")
     assert spec and spec.loader
     venvset = importlib.util.module_from_spec(spec)
