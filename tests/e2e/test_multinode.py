@@ -131,3 +131,20 @@ def test_too_few_hosts_for_nodes(cluster, tmp_path):
     assert res.returncode == 80
     # In the command line's words (the role says "the job needs 3 hosts"), naming the hosts that matched.
     assert "--nodes 3 but only 2 hosts match: th1, th2" in error_lines(res.stderr)[0]
+
+
+def test_the_preflight_quotes_the_python(cluster, tmp_path):
+    """A python whose path holds a space and a command substitution: the preflight runs that python, and the
+    substitution is never run by a shell."""
+    hs, inventory = cluster
+    python = "/home/trainer/py $(touch pwned)/python3"
+    for host in ("th1", "th2"):
+        hs.exec(host, ["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/python3 "$1/python3"', "sh", python[:-8]])
+    res = run_driver(
+        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "2"]
+        + ["--no-provision", "--python", python, "--", "0"],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    for host in ("th1", "th2"):
+        assert hs.exec(host, ["find", "/", "-xdev", "-name", "pwned"]).stdout == "", host
