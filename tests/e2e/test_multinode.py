@@ -139,12 +139,10 @@ def test_the_preflight_quotes_the_python(cluster, tmp_path):
     hs, inventory = cluster
     python = "/home/trainer/py $(touch pwned)/python3"
     for host in ("th1", "th2"):
-        hs.exec(host, ["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/python3 "$1/python3"', "sh", python[:-8]])
-    res = run_driver(
-        ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "2"]
-        + ["--no-provision", "--python", python, "--", "0"],
-        tmp_path,
-    )
+        link = 'mkdir -p "$1" && ln -sf /usr/bin/python3 "$1/python3"'
+        hs.exec(host, ["sh", "-c", link, "sh", python.removesuffix("/python3")])
+    argv = ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "2", "--no-provision"]
+    res = run_driver([*argv, "--python", python, "--", "0"], tmp_path)
     assert res.returncode == 0, res.stderr
     for host in ("th1", "th2"):
         assert hs.exec(host, ["find", "/", "-xdev", "-name", "pwned"]).stdout == "", host

@@ -1,8 +1,8 @@
-"""What another user of a shared host (an HPC login node, a lab server) sees of a provisioning and a run, as an
-attacker would look: a second Unix user `mallory` on the sshd test host polls every process's command line and
-environment while `driver train` provisions a set from an index URL with credentials and runs a job, then
-lists and reads the user's ~/.remote-trainer and venv cache. On this machine the same token is looked for in
-every local process's command line (the ssh commands Ansible and the plugins run)."""
+"""What another user of a shared host (an HPC login node, a lab server) sees of a provisioning and a run, as
+an attacker would look: a second Unix user `mallory` on the sshd test host polls every process's command
+line and environment while `driver train` provisions a set from an index URL with credentials and runs a
+job, then lists and reads the user's ~/.remote-trainer and venv cache. On this machine the same tokens are
+looked for in every local process's command line (the ssh commands Ansible and the plugins run)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ print(json.dumps(["rounds", rounds]), flush=True)
 
 
 def local_watch(stop: threading.Event, found: list[str]) -> None:
-    """This machine's own processes (not the test hosts'): a token in any command line (ssh's, sh's, python's)."""
+    """This machine's own processes (not the test hosts'): a token in any command line (ssh's, sh's)."""
     me, ns = os.getpid(), os.readlink("/proc/self/ns/pid")
     while not stop.is_set():
         for pid in os.listdir("/proc"):
@@ -140,9 +140,9 @@ def test_another_user_sees_no_secret_and_reads_nothing(start_testhosts, wheelhou
     local = threading.Thread(target=local_watch, args=(stop, local_found), daemon=True)
     local.start()
     try:
+        argv = ["train", str(script), "-i", str(inventory), "--workdir", str(workdir)]
         res = run_driver(
-            ["train", str(script), "-i", str(inventory), "--workdir", str(workdir)]
-            + ["--packages", "six==1.16.0", "-e", "JOB_SECRET"],
+            [*argv, "--packages", "six==1.16.0", "-e", "JOB_SECRET"],
             tmp_path / "state",
             timeout=300,
             extra_env={"JOB_SECRET": JOB_TOKEN},

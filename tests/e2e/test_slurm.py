@@ -454,7 +454,7 @@ def test_slurm_is_polled_gently_whatever_the_number_of_jobs(idle, tmp_path):
 def test_a_job_that_never_started_leaves_no_secret_behind(idle, tmp_path):
     """The spec (env values, arguments) of a job that never started leaves the shared file system: one
     cancelled while queued (`driver cancel`), one that Slurm dropped from the queue (a scancel outside the
-    driver), seen by `driver status`. `clean` then counts their age from the submission (they have no start)."""
+    driver), seen by `driver status`. `clean` then counts their age from the launch (they have no start)."""
     state = tmp_path / "state"
     blocker = idle.hosts.ssh("login2", BLOCKER).stdout.strip()
     inv = inventory(idle, tmp_path / "hosts.ini")

@@ -1,4 +1,5 @@
-"""The remote_host role's filters: the engine's probe script and what it printed, pip's arguments and environment.
+"""The remote_host role's filters: the engine's probe script and what it printed, pip's arguments and
+environment.
 
 Each is a function of plugin_utils (tested there); this file only names them.
 """
@@ -14,7 +15,8 @@ from ansible_collections.remote_trainer.core.plugins.plugin_utils.pip_args impor
 
 
 class FilterModule:
-    """remote_trainer.core.remote_host_engine_candidates, _engine_probe, _engine_values, _pip_args, _pip_env."""
+    """remote_trainer.core.remote_host_engine_candidates, _engine_probe, _engine_values, _pip_args,
+    _pip_env."""
 
     def filters(self) -> dict:
         return {

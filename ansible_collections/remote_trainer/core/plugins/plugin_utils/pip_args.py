@@ -1,4 +1,5 @@
-"""pip's arguments and environment for remote_host's requirements, from the role's settings and the host's plan.
+"""pip's arguments and environment for remote_host's requirements, from the role's settings and the host's
+plan.
 
 Index URLs (which often carry a user and a token: https://user:token@host/simple) and find-links URLs reach
 pip through its environment (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_FIND_LINKS), never its argv: a command
@@ -18,7 +19,9 @@ def is_url(location: str) -> bool:
     return "://" in location
 
 
-def pip_env(index_url: str = "", extra_index_urls: Iterable[str] = (), find_links: Iterable[str] = ()) -> dict:
+def pip_env(
+    index_url: str = "", extra_index_urls: Iterable[str] = (), find_links: Iterable[str] = ()
+) -> dict:
     """pip's environment for the index options that may hold credentials: the index URL, the extra index URLs
     and the find-links locations that are URLs (space-separated, as pip reads these variables)."""
     env = {}

@@ -4,8 +4,9 @@
                       remote_host_build action puts them there, so that no command line holds them; with the
                       spec's "target" and "image", pip runs in the job's image)
         ENV (the inventory's environment) and the spec's "pip_env" (index URLs: PIP_INDEX_URL, ...) are set
-        for pip, never passed in its argv. Under the set's lock: unless the set is ready meanwhile, remove what an unfinished attempt left,
-        create the venv, pip install the requirements, then write the ready mark. Prints "ready" (another
+        for pip, never passed in its argv. Under the set's lock: unless the set is ready meanwhile, remove
+        what an unfinished attempt left, create the venv, pip install the requirements (the venv made the
+        user's alone), then write the ready mark. Prints "ready" (another
         run built it) or "installed" last; pip's own lines before.
     python - prune CACHE
         Remove the venvs without a ready mark whose lock is free; prints {"venvs": [...], "kb": N}.
@@ -278,7 +279,7 @@ def main(argv):
     os.umask(0o077)
     if argv[1] == "build":
         if "INPUT" not in globals():
-            raise SystemExit("build: no INPUT line before this script (the remote_host_build action sends it)")
+            raise SystemExit("build: no INPUT line before this script (remote_host_build sends it)")
         return build(json.loads(globals()["INPUT"]))
     if argv[1] == "prune":
         return prune(os.path.expanduser(argv[2]))

@@ -762,8 +762,9 @@ def _writers(path):
 
 def cmd_clean(root, age, force=False, stage=None):
     """Remove job directories under root that ended (rc written) at least age seconds ago, lost jobs
-    (no rc, launcher gone) started that long ago, and jobs that never started launched that long ago; and the half-sent files a failed staging left in the
-    workdir mirrors under stage (rsync's .~tmp~), which a full disk would otherwise keep for good.
+    (no rc, launcher gone) started that long ago, and jobs that never started launched that long ago; and
+    the half-sent files a failed staging left in the workdir mirrors under stage (rsync's .~tmp~), which a
+    full disk would otherwise keep for good.
 
     A job whose outputs a driver still has to copy back (collect set, outputs present, not collected) is
     kept, and named in "uncollected", unless force.

@@ -130,8 +130,9 @@ def job_id(rt):
 
 def query(rt, started, fresh=False):
     """What Slurm says about the job now. Unless fresh, from one answer about all of the user's jobs that
-    the jobs of this root share (QUEUE, in the user's own directory next to the job directories), asked again only when it is older than
-    a few seconds (or than this job): one squeue every few seconds whatever the number of jobs and polls."""
+    the jobs of this root share (QUEUE, in the user's own directory next to the job directories), asked
+    again only when it is older than a few seconds (or than this job): one squeue every few seconds whatever
+    the number of jobs and polls."""
     jid = job_id(rt)
     every = ASK_EVERY_RUNNING if started else ASK_EVERY_PENDING
     answer = None
