@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from ansible_collections.remote_trainer.core.plugins.plugin_utils.pip_args import pip_args, pip_env
 
+VENVSET = (
+    Path(__file__).resolve().parents[2]
+    / "ansible_collections/remote_trainer/core/roles/remote_host/files/venvset.py"
+)
 PLAN = {"cache": "/home/u/.cache/remote-trainer", "in_image": False, "externally_managed": False}
+
+
+def load_venvset():
+    """The host-side script, imported as a module (it runs nothing on import)."""
+    spec = importlib.util.spec_from_file_location("venvset", VENVSET)
+    assert spec and spec.loader
+    venvset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(venvset)
+    return venvset
 
 
 def plan(**changes: object) -> dict:
@@ -91,17 +107,7 @@ def test_the_extra_arguments_come_last_in_their_order():
 
 def test_on_the_host_the_specs_index_urls_win_and_lists_add_up():
     """venvset.py's pip_environment: the host's, then the inventory's, then the spec's pip variables."""
-    import importlib.util
-    from pathlib import Path
-
-    path = (
-        Path(__file__).resolve().parents[2]
-        / "ansible_collections/remote_trainer/core/roles/remote_host/files"
-    )
-    spec = importlib.util.spec_from_file_location("venvset", path / "venvset.py")
-    assert spec and spec.loader
-    venvset = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(venvset)
+    venvset = load_venvset()
     merged = venvset.pip_environment(
         {"HOME": "/h", "PIP_INDEX_URL": "https://host/simple"},
         {"HTTPS_PROXY": "http://p:3128", "PIP_FIND_LINKS": "/srv/wheels"},
@@ -113,3 +119,14 @@ def test_on_the_host_the_specs_index_urls_win_and_lists_add_up():
         "PIP_INDEX_URL": "https://u:t@idx/simple",
         "PIP_FIND_LINKS": "/srv/wheels https://u:t@links/",
     }
+
+
+def test_the_cache_listing_masks_a_urls_credentials():
+    """venvset.py list: a requirement line with https://user:token@ shows neither."""
+    venvset = load_venvset()
+    line = "pkg @ git+https://user:tok3n@git.example/p.git --index-url https://tok3n@idx.example/simple"
+    assert venvset.without_credentials(line) == (
+        "pkg @ git+https://***@git.example/p.git --index-url https://***@idx.example/simple"
+    )
+    assert venvset.without_credentials("torch==2.13.0") == "torch==2.13.0"
+    assert venvset.without_credentials("pkg @ file:///srv/p.whl") == "pkg @ file:///srv/p.whl"

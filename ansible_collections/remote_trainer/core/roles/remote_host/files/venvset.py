@@ -11,8 +11,9 @@
     python - prune CACHE
         Remove the venvs without a ready mark whose lock is free; prints {"venvs": [...], "kb": N}.
     python - list CACHE JOBS_ROOT
-        The ready sets: key, requirements, size, creation and last use, and the running jobs that use
-        them (jobctl.py marks a set's last use, and records a job's python, at each launch); JSON.
+        The ready sets: key, requirements (a URL's credentials masked), size, creation and last use, and
+        the running jobs that use them (jobctl.py marks a set's last use, and records a job's python, at
+        each launch); JSON.
     python - evict CACHE JOBS_ROOT OLDER_THAN KEEP
         Remove ready sets that no running job uses, last used OLDER_THAN seconds ago or more, beyond
         the KEEP most recently used ones (under each set's lock; a set being built is left alone).
@@ -30,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -214,6 +216,11 @@ def _running_pythons(jobs_root):
     return found
 
 
+def without_credentials(line):
+    """A requirement line as `list` shows it: a URL's user and password (https://user:token@...) masked."""
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", r"\1***@", line)
+
+
 def _sets(cache, jobs_root):
     venvs = os.path.join(cache, "venvs")
     running = _running_pythons(jobs_root)
@@ -227,7 +234,7 @@ def _sets(cache, jobs_root):
         used = os.path.join(venv, ".last-used")
         try:
             with open(venv + ".txt") as f:
-                requirements = [line.strip() for line in f if line.strip()]
+                requirements = [without_credentials(line.strip()) for line in f if line.strip()]
         except OSError:
             requirements = []
         prefix = venv + os.sep
