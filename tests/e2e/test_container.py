@@ -335,6 +335,15 @@ print("six", six.__version__, "from", six.__file__)
 """
 
 
+def test_the_sent_image_archive_is_the_users_alone(sent):
+    """--image-from-local's archive on the host (an image may hold anything): another user of the host can
+    neither list its directory nor read it, whatever the local file's mode and the login's umask."""
+    for host in ("th1", "th2"):
+        found = sent.ssh(host, "find ~/.cache/remote-trainer/images -printf '%m %p\\n'").stdout.splitlines()
+        assert any(line.endswith(".tar") for line in found), found
+        assert all(line.split()[0] in ("700", "600") for line in found), found
+
+
 def test_requirements_go_into_the_images_python_never_into_the_host(sent, wheelhouse, tmp_path):
     script = tmp_path / "uses_six.py"
     script.write_text(USES_SIX)

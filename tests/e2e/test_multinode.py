@@ -131,3 +131,18 @@ def test_too_few_hosts_for_nodes(cluster, tmp_path):
     assert res.returncode == 80
     # In the command line's words (the role says "the job needs 3 hosts"), naming the hosts that matched.
     assert "--nodes 3 but only 2 hosts match: th1, th2" in error_lines(res.stderr)[0]
+
+
+def test_the_preflight_quotes_the_python(cluster, tmp_path):
+    """A python whose path holds a space and a command substitution: the preflight runs that python, and the
+    substitution is never run by a shell."""
+    hs, inventory = cluster
+    python = "/home/trainer/py $(touch pwned)/python3"
+    for host in ("th1", "th2"):
+        link = 'mkdir -p "$1" && ln -sf /usr/bin/python3 "$1/python3"'
+        hs.exec(host, ["sh", "-c", link, "sh", python.removesuffix("/python3")])
+    argv = ["train", str(SCRIPTS / "exit_with.py"), "-i", str(inventory), "--nodes", "2", "--no-provision"]
+    res = run_driver([*argv, "--python", python, "--", "0"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    for host in ("th1", "th2"):
+        assert hs.exec(host, ["find", "/", "-xdev", "-name", "pwned"]).stdout == "", host

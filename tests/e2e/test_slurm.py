@@ -449,3 +449,72 @@ def test_slurm_is_polled_gently_whatever_the_number_of_jobs(idle, tmp_path):
     finally:
         idle.exec("login1", ["rm", "-f", "/usr/local/bin/squeue"])
     assert 3 <= len(calls) <= 10, calls  # 12 s / 2 s, and a few for the followers' starts
+
+
+def test_a_job_that_never_started_leaves_no_secret_behind(idle, tmp_path):
+    """The spec (env values, arguments) of a job that never started leaves the shared file system: one
+    cancelled while queued (`driver cancel`), one that Slurm dropped from the queue (a scancel outside the
+    driver), seen by `driver status`. `clean` then counts their age from the launch (they have no start)."""
+    state = tmp_path / "state"
+    blocker = idle.hosts.ssh("login2", BLOCKER).stdout.strip()
+    inv = inventory(idle, tmp_path / "hosts.ini")
+    jobs = []
+    for _ in range(2):
+        started = run_driver(
+            ["train", COUNTER, "-i", inv, "-d", "-e", "SECRET_VALUE", "--", "5", "0.1", "0"],
+            state,
+            extra_env={"SECRET_VALUE": "queued-secret-9d1f"},
+        )
+        assert started.returncode == 0, started.stderr
+        jobs.append(started.stdout.strip().splitlines()[-1])
+    rt = [f"~/.remote-trainer/jobs/{job}/.rt" for job in jobs]
+    assert "queued-secret-9d1f" in idle.hosts.ssh("login1", f"cat {rt[0]}/spec.json {rt[1]}/spec.json").stdout
+    assert run_driver(["cancel", jobs[0]], state).returncode == 0
+    slurm_id = json.loads(idle.hosts.ssh("login1", f"cat {rt[1]}/slurm.json").stdout)["id"]
+    idle.hosts.ssh("login2", f"scancel {slurm_id}")
+    time.sleep(2.5)  # Slurm's answers about a queued job are reused for 2 s
+    ended = run_driver(["status", jobs[1]], state)
+    assert ended.returncode == 97, ended.stdout + ended.stderr
+    idle.hosts.ssh("login2", f"scancel {blocker}")
+    left = idle.hosts.ssh("login1", f"ls {rt[0]}/spec.json {rt[1]}/spec.json", check=False)
+    assert left.stdout == "", "a spec stayed on the shared file system"
+    time.sleep(2)
+    cleaned = run_driver(["clean", "-i", inv, "--older-than", "1s"], state)
+    assert cleaned.returncode == 0, cleaned.stderr
+    listed = idle.hosts.ssh("login1", "ls ~/.remote-trainer/jobs").stdout.split()
+    assert not set(jobs) & set(listed), listed
+
+
+def test_a_shared_jobs_root_takes_no_planted_queue_answer(idle, tmp_path):
+    """A jobs root that another user can write to (a group's project directory): mallory plants the shared
+    queue answer (saying no job exists) and a symlink for its lock into the user's home. The job still runs as
+    Slurm says, and nothing of the user's is written through the symlink."""
+    root = "/home/trainer/shared-jobs"
+    home_mode = idle.exec("login1", ["stat", "-c", "%a", "/home/trainer"]).stdout.strip()
+    idle.exec("login1", ["sh", "-c", "id mallory >/dev/null 2>&1 || useradd -m mallory"])
+    idle.exec("login1", ["sh", "-c", f"chmod 0711 /home/trainer && install -d -o trainer -m 0777 {root}"])
+    try:
+        planted = (
+            '{"t": 4102444800, "jobs": {}}'  # asked in 2100: fresh for ever, and no job of the user in it
+        )
+        for name in (".slurm-queue.json", ".slurm-queue/queue.json"):
+            idle.exec(
+                "login1",
+                ["sh", "-c", f"mkdir -p {root}/.slurm-queue; printf '%s' '{planted}' > {root}/{name}"],
+                user="mallory",
+            )
+            idle.exec(
+                "login1",
+                ["ln", "-s", "/home/trainer/written-for-mallory", f"{root}/{name}.lock"],
+                user="mallory",
+            )
+        res = train(idle, tmp_path, COUNTER, "--", "2", "0.1", "0", site=f"training_job_root={root}\n")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines() == ["line 0", "line 1", "end"]
+        written = idle.exec("login1", ["test", "-e", "/home/trainer/written-for-mallory"], check=False)
+        assert written.returncode != 0, "the user wrote through mallory's symlink"
+    finally:
+        idle.exec(
+            "login1",
+            ["sh", "-c", f"rm -rf {root} /home/trainer/written-for-mallory; chmod {home_mode} /home/trainer"],
+        )

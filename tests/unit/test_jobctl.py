@@ -384,6 +384,26 @@ def test_clean(jobs: Jobs) -> None:
     assert jobctl("status", running)["rc"] is None  # a running job is never removed
 
 
+def test_a_launch_cut_short_loses_its_spec_then_its_directory(jobs: Jobs) -> None:
+    """A job whose launch never ran (the connection lost after the payload was unpacked): its spec (env
+    values) goes at the next clean once the launch is a minute old, whatever the age asked; the directory
+    goes when it is older than the age, counted from the launch (it has no start and no end)."""
+    fresh = jobs.make("fresh", "print('x')\n")
+    (fresh / ".rt" / "jobctl.py").write_text("")
+    cut = jobs.make("cut", "print('x')\n")
+    (cut / ".rt" / "jobctl.py").write_text("")
+    two_min_ago = time.time() - 120
+    os.utime(cut / ".rt" / "jobctl.py", (two_min_ago, two_min_ago))
+
+    out = jobctl("clean", jobs.root, 3600)
+    assert out["removed"] == [] and out["kept"] == 2
+    assert not (cut / ".rt" / "spec.json").exists()
+    assert (fresh / ".rt" / "spec.json").exists()  # a launch may be under way
+
+    out = jobctl("clean", jobs.root, 90)
+    assert out["removed"] == ["cut"] and out["kept"] == 1
+
+
 def test_clean_of_a_missing_root(tmp_path: Path) -> None:
     out = jobctl("clean", tmp_path / "nothing", 0)
     assert out == {

@@ -54,10 +54,12 @@ class ActionModule(ActionBase):
         python = shlex.quote(str(args["python"]))
         build = dict(args["build"])
         env = {str(k): str(v) for k, v in (args.get("environment") or {}).items()}
-        prefix = ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " ") if env else ""
         with open(role_file("remote_host", "venvset.py"), "rb") as f:
             source = f.read()  # bytes: the local connection writes them to the command's stdin as they are
-        command = f"{prefix}{python} - build {shlex.quote(json.dumps(build))}"
+        # The spec and the environment (index URLs with credentials, the inventory's values) go in the script.
+        given = json.dumps({"spec": build, "env": env})
+        source = f"INPUT = {given!r}\n".encode() + source
+        command = f"{python} - build"
         done: dict = {}
 
         def work() -> None:

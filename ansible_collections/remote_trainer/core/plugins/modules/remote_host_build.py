@@ -25,7 +25,9 @@ options:
     type: dict
     required: true
   environment:
-    description: Variables for pip (proxies and the like).
+    description:
+      - Variables for pip (proxies and the like).
+      - They travel with the build spec on the command's stdin, never on a command line.
     type: dict
     default: {}
 extends_documentation_fragment:

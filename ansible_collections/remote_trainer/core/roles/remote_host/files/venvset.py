@@ -1,17 +1,25 @@
 """Build or prune the cached requirement sets of a host (run by the remote_host role with the host's python).
 
-    python - build SPEC_JSON   (this file on stdin; with "target" and "image", pip runs in the job's image)
-        Under the set's lock: unless the set is ready meanwhile, remove what an unfinished attempt left,
-        create the venv, pip install the requirements, then write the ready mark. Prints "ready" (another
+    python - build   (this file on stdin, after a first line `INPUT = '{"spec": SPEC, "env": ENV}'`: the
+                      remote_host_build action puts them there, so that no command line holds them; with the
+                      spec's "target" and "image", pip runs in the job's image)
+        ENV (the inventory's environment) and the spec's "pip_env" (index URLs: PIP_INDEX_URL, ...) are set
+        for pip, never passed in its argv. Under the set's lock: unless the set is ready meanwhile, remove
+        what an unfinished attempt left, create the venv, pip install the requirements (the venv made the
+        user's alone), then write the ready mark. Prints "ready" (another
         run built it) or "installed" last; pip's own lines before.
     python - prune CACHE
         Remove the venvs without a ready mark whose lock is free; prints {"venvs": [...], "kb": N}.
     python - list CACHE JOBS_ROOT
-        The ready sets: key, requirements, size, creation and last use, and the running jobs that use
-        them (jobctl.py marks a set's last use, and records a job's python, at each launch); JSON.
+        The ready sets: key, requirements (a URL's credentials masked), size, creation and last use, and
+        the running jobs that use them (jobctl.py marks a set's last use, and records a job's python, at
+        each launch); JSON.
     python - evict CACHE JOBS_ROOT OLDER_THAN KEEP
         Remove ready sets that no running job uses, last used OLDER_THAN seconds ago or more, beyond
         the KEEP most recently used ones (under each set's lock; a set being built is left alone).
+
+Everything it writes is the user's alone (umask 077: 0700 directories, 0600 files), whatever the login's
+umask: the cache holds the requirements (their URLs, maybe with tokens) and the user's packages.
 
 The lock is an flock on CACHE/locks/KEY.lock held by this process: the kernel releases it when the process
 ends, however it ends (a driver interrupted, a connection dropped, a host rebooted), so a later run never
@@ -23,7 +31,9 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -54,7 +64,28 @@ def _size_kb(path):
     return total // 1024
 
 
-def build(spec):
+# Variables of pip that several values share (space-separated): the spec's are added to the environment's.
+PIP_LISTS = ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+
+
+def pip_environment(base, env, pip_env):
+    """The environment pip runs with: base, then the inventory's env, then the spec's pip_env (its index URLs
+    win, as pip's options did over the environment; its extra index URLs and find-links are added)."""
+    merged = dict(base)
+    merged.update(env)
+    for name, value in pip_env.items():
+        if name in PIP_LISTS and merged.get(name):
+            merged[name] = merged[name] + " " + value
+        else:
+            merged[name] = value
+    return merged
+
+
+def build(given):
+    spec = given["spec"]
+    merged = pip_environment(os.environ, given.get("env") or {}, spec.get("pip_env") or {})
+    os.environ.clear()
+    os.environ.update(merged)
     lock = _lock(spec["lock"], spec["wait"])
     if lock is None:
         print(f"ERROR: waited {spec['wait']} s for another provision of this set to finish ({spec['lock']})")
@@ -85,12 +116,25 @@ def build(spec):
     code = _run_logged(pip, spec.get("log") or "")
     if code != 0:
         return code
+    _private(spec["venv"] or spec.get("target") or "")
     tmp = spec["ready"] + ".tmp"
     with open(tmp, "w") as f:
         f.write(spec["key"] + "\n")
     os.replace(tmp, spec["ready"])
     print("installed")
     return 0
+
+
+def _private(top):
+    """No group or other bits under top (the owner's stay): venv and pip set some modes themselves (0755
+    scripts, 0644 activate files), whatever the umask."""
+    for root, dirs, files in os.walk(top) if top else ():
+        for name in [*dirs, *files]:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(mode) & ~0o077)
 
 
 def _in_image(spec, pip):
@@ -106,7 +150,8 @@ def _in_image(spec, pip):
         argv.append("--volume={0}:{0}:ro,z".format(spec["wheelhouse"]))
     if not image.get("rootless") and int(image.get("uid") or 0) != 0:
         argv += ["--user={}:{}".format(int(image["uid"]), int(image["gid"])), "--env=HOME=/tmp"]
-    argv += [f"--env={name}" for name in spec.get("env_names") or []]
+    names = [*(spec.get("env_names") or []), *sorted(spec.get("pip_env") or {})]
+    argv += [f"--env={name}" for name in dict.fromkeys(names)]  # by name: the values stay out of argv
     python = image.get("python") or "python3"
     return [*argv, image["image"], python, *pip[1:4], "--target", target, "--no-cache-dir", *pip[4:]]
 
@@ -171,6 +216,11 @@ def _running_pythons(jobs_root):
     return found
 
 
+def without_credentials(line):
+    """A requirement line as `list` shows it: a URL's user and password (https://user:token@...) masked."""
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", r"\1***@", line)
+
+
 def _sets(cache, jobs_root):
     venvs = os.path.join(cache, "venvs")
     running = _running_pythons(jobs_root)
@@ -184,7 +234,7 @@ def _sets(cache, jobs_root):
         used = os.path.join(venv, ".last-used")
         try:
             with open(venv + ".txt") as f:
-                requirements = [line.strip() for line in f if line.strip()]
+                requirements = [without_credentials(line.strip()) for line in f if line.strip()]
         except OSError:
             requirements = []
         prefix = venv + os.sep
@@ -233,8 +283,11 @@ def evict(cache, jobs_root, older_than, keep):
 
 
 def main(argv):
+    os.umask(0o077)
     if argv[1] == "build":
-        return build(json.loads(argv[2]))
+        if "INPUT" not in globals():
+            raise SystemExit("build: no INPUT line before this script (remote_host_build sends it)")
+        return build(json.loads(globals()["INPUT"]))
     if argv[1] == "prune":
         return prune(os.path.expanduser(argv[2]))
     jobs_root = os.path.expanduser(os.path.expandvars(argv[3])) if len(argv) > 3 else ""  # $SCRATCH/jobs too

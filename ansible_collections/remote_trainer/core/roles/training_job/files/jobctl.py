@@ -6,7 +6,9 @@ standard library only). Nothing else is installed on the host.
 
 Job directory layout (mode 0700):
   JOB/.rt/spec.json  argv, env, cwd, output, timeout, grace and collect of the job; read and deleted by
-                     `launch` (holds env values)
+                     `launch` (holds env values); an executor's job that never starts (cancelled while
+                     queued, dropped by its scheduler) loses it as soon as that is known, a launch cut
+                     short at the next `clean`
   JOB/.rt/launcher.pid  pid of the launcher (session leader; waits for the script, enforces the timeout,
                      writes rc)
   JOB/.rt/pgid       process group of the script
@@ -65,8 +67,10 @@ Commands (each prints one JSON line to stdout; `poll` adds the log bytes in base
   collected JOB                   mark the job's outputs as copied back; print the state
   clean ROOT AGE [force] [--stage DIR]
                                   remove ended job directories under ROOT whose end is AGE s ago or more
-                                  (lost ones: whose start), except those whose outputs a driver still has
-                                  to copy back (unless force); and failed stagings' leftovers under DIR
+                                  (lost ones: whose start; ones that never started: whose launch), except
+                                  those whose outputs a driver still has to copy back (unless force); and
+                                  failed stagings' leftovers under DIR. The spec of a job that no launcher
+                                  will read (a launch cut short) goes whatever its age
 
 State (status, poll, kill, collected): rc (null while running), alive (launcher running), size (log
 bytes), outputs (output directory non-empty), started, ended, stopped (reason or null), collect,
@@ -80,6 +84,7 @@ import base64
 import contextlib
 import errno
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -430,7 +435,14 @@ def _executor(p, name=None):
     if not name.isalpha():
         raise SystemExit(f"unknown executor {name!r}")
     sys.dont_write_bytecode = True
-    return importlib.import_module(f"jobctl_{name}")
+    module = f"jobctl_{name}"
+    path = os.path.join(p["rt"], module + ".py")
+    if module not in sys.modules and os.path.exists(path):
+        # From the job's own .rt/: this file may run from elsewhere (`clean` comes on stdin).
+        found = importlib.util.spec_from_file_location(module, path)
+        sys.modules[module] = importlib.util.module_from_spec(found)
+        found.loader.exec_module(sys.modules[module])
+    return importlib.import_module(module)
 
 
 def _ctl():
@@ -689,6 +701,48 @@ def cmd_collected(job):
     _out(_state(p))
 
 
+LAUNCH_WINDOW = 60.0  # seconds after which a spec that no launcher read belongs to a launch cut short
+
+
+def _launched_at(p):
+    """When the job's payload was unpacked (its jobctl.py carries the time the payload was made)."""
+    for path in (os.path.join(p["rt"], "jobctl.py"), p["rt"]):
+        with contextlib.suppress(OSError):
+            return os.stat(path).st_mtime
+    return None
+
+
+def _ended_at(p, st):
+    """The time `clean` counts a job's age from, or None while it may still run: its end; for a lost job its
+    start; for a job that never started (cancelled while queued, a launch cut short) its launch."""
+    if st.get("missing"):
+        return None
+    if st["rc"] is not None:
+        ended = _read(p["ended"])
+        return float(ended) if ended is not None else None
+    if st["alive"]:
+        return None
+    started = _read(p["started"])
+    if st["lost"]:
+        return float(started) if started else _launched_at(p)
+    launched = _launched_at(p)
+    if _read(p["launcher"]) or launched is None or time.time() - launched < LAUNCH_WINDOW:
+        return None  # a launch under way
+    return launched  # a launch cut short before its launcher started
+
+
+def _forget_stale_spec(p, st, now):
+    """Remove the spec (env values) of a job that can no longer read it: no launcher runs or will run, and the
+    launch that unpacked it is more than LAUNCH_WINDOW s ago (say, a connection lost before `launch`)."""
+    launched = _launched_at(p)
+    if st.get("missing") or st["alive"] or st["rc"] is not None:
+        return
+    if launched is None or now - launched < LAUNCH_WINDOW:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(p["spec"])
+
+
 def _writers(path):
     """Pids of rsync processes whose command line names path (a staging into it under way)."""
     found = []
@@ -707,9 +761,10 @@ def _writers(path):
 
 
 def cmd_clean(root, age, force=False, stage=None):
-    """Remove job directories under root that ended (rc written) at least age seconds ago, and lost jobs
-    (no rc, launcher gone) started that long ago; and the half-sent files a failed staging left in the
-    workdir mirrors under stage (rsync's .~tmp~), which a full disk would otherwise keep for good.
+    """Remove job directories under root that ended (rc written) at least age seconds ago, lost jobs
+    (no rc, launcher gone) started that long ago, and jobs that never started launched that long ago; and
+    the half-sent files a failed staging left in the workdir mirrors under stage (rsync's .~tmp~), which a
+    full disk would otherwise keep for good.
 
     A job whose outputs a driver still has to copy back (collect set, outputs present, not collected) is
     kept, and named in "uncollected", unless force.
@@ -722,11 +777,11 @@ def cmd_clean(root, age, force=False, stage=None):
             continue
         job = os.path.join(root, name)
         p = _paths(job)
-        ended = _read(p["ended"])
+        st = _state(p)
+        _forget_stale_spec(p, st, now)
         try:
-            old = _read(p["rc"]) is not None and ended is not None and now - float(ended) >= age
-            if _state(p)["lost"]:
-                old = now - float(_read(p["started"]) or now) >= age
+            since = _ended_at(p, st)
+            old = since is not None and now - since >= age
         except ValueError:
             old = False
         pending = os.path.exists(p["collect"]) and not os.path.exists(p["collected"]) and _has_outputs(p)

@@ -23,8 +23,10 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 ACTIVE = frozenset(
@@ -128,17 +130,19 @@ def job_id(rt):
 
 def query(rt, started, fresh=False):
     """What Slurm says about the job now. Unless fresh, from one answer about all of the user's jobs that
-    the jobs of this root share (QUEUE, next to the job directories), asked again only when it is older than
-    a few seconds (or than this job): one squeue every few seconds whatever the number of jobs and polls."""
+    the jobs of this root share (QUEUE, in the user's own directory next to the job directories), asked
+    again only when it is older than a few seconds (or than this job): one squeue every few seconds whatever
+    the number of jobs and polls."""
     jid = job_id(rt)
     every = ASK_EVERY_RUNNING if started else ASK_EVERY_PENDING
     answer = None
-    if not fresh:
-        queue = _read_json(_queue_path(rt))
+    shared = None if fresh else _queue_dir(rt)
+    if shared:
+        queue = _read_json(os.path.join(shared, QUEUE))
         if _usable(queue, rt, jid, started, every):
             answer = _answer_of(jid, queue)
     if answer is None:
-        queue = _ask_all(rt, jid, started, every) if not fresh else _ask(jid)
+        queue = _ask_all(shared, rt, jid, started, every) if shared else _ask(jid)
         if queue is None:  # the controller did not answer: unknown, not ended
             return {"id": jid, "state": None, "reason": "", "nodes": "", "t": time.time()}
         answer = _answer_of(jid, queue)
@@ -146,11 +150,26 @@ def query(rt, started, fresh=False):
     return answer
 
 
-QUEUE = ".slurm-queue.json"
+# The shared answer lives in a directory of the jobs' root that only this user can enter (0700, owned by
+# them, no symlink): a root others can write to (a group's project directory) cannot be given a planted
+# answer or a symlink that the user's writes would follow. When that cannot be had, each job asks alone.
+QUEUE_DIR = ".slurm-queue"
+QUEUE = "queue.json"
 
 
-def _queue_path(rt):
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(rt))), QUEUE)
+def _queue_dir(rt):
+    """The user's private directory for the shared answer, next to the job directories; None when the path is
+    taken by something else (another user's directory, a symlink, one open to others)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(rt))), QUEUE_DIR)
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.mkdir(path, 0o700)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return path
 
 
 def _submitted(rt):
@@ -190,14 +209,18 @@ def _usable(queue, rt, jid, started, every):
     return not (started and _answer_of(jid, queue)["state"] == "PENDING")
 
 
-def _ask_all(rt, jid, started, every):
-    """All of this user's jobs at once, shared through the queue file of the jobs' root: one caller asks
-    (under the file's lock), the others that waited for it read its answer."""
+def _ask_all(shared, rt, jid, started, every):
+    """All of this user's jobs at once, shared through the queue file in the jobs' root's private directory:
+    one caller asks (under the file's lock), the others that waited for it read its answer."""
     import fcntl
     import pwd
 
-    path = _queue_path(rt)
-    with open(path + ".lock", "a") as lock:
+    path = os.path.join(shared, QUEUE)
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return _ask(jid)
+    with os.fdopen(fd, "r+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         queue = _read_json(path)
         if _usable(queue, rt, jid, started, every):
@@ -215,21 +238,24 @@ def _answer_of(jid, queue):
 
 def _read_json(path):
     try:
-        with open(path) as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
 
 
 def _write_json(path, value):
-    tmp = f"{path}.{os.getpid()}"
+    """Write path atomically through a new file of a name no one can guess (never a planted one)."""
+    tmp = None
     try:
-        with open(tmp, "w") as f:
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
             json.dump(value, f)
         os.rename(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def signal_launcher(rt):
@@ -286,15 +312,19 @@ def run(ctl, job):
     near) or as the stopped file, since no reaper can reach this node."""
     ctl.arm_stop_signals(getattr(signal, "SIG" + STOP_SIGNAL), getattr(signal, LIMIT_SIGNAL))
     p = ctl._paths(job)
-    with open(p["spec"]) as f:
-        spec = json.load(f)
-    os.unlink(p["spec"])
+    try:
+        with open(p["spec"]) as f:
+            spec = json.load(f)
+        os.unlink(p["spec"])
+    except FileNotFoundError:
+        spec = None  # `kill` removed it: the job was cancelled before it could start
     with contextlib.suppress(OSError):
         os.setsid()  # the job's session, as a forked launcher has (Slurm still tracks it)
     ctl._write_atomic(p["launcher"], str(os.getpid()))
     ctl._write_atomic(os.path.join(p["rt"], "node"), os.environ.get("SLURM_JOB_NODELIST") or os.uname()[1])
     ctl._write_atomic(p["started"], f"{time.time():.3f}")
-    if os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+    if spec is None or os.path.exists(p["stopped"]):  # stopped between the start of the allocation and now
+        ctl._create_once(p["stopped"], ctl.DEFAULT_REASON)
         ctl._write_atomic(p["ended"], f"{time.time():.3f}")
         ctl._write_atomic(p["rc"], str(128 + signal.SIGTERM))
         sys.exit(128 + signal.SIGTERM)
@@ -389,6 +419,7 @@ def state(ctl, p, rc, fresh=False):
             rc = ctl._read(p["rc"])  # written by the launcher since
         if rc is None and not alive:
             lost = END_WHY.get(answer["state"], "killed") if started else "never_started"
+            forget_spec(p)  # the job can no longer start: its env values leave the shared file system
     else:
         alive = False
         answer = {"id": job_id(p["rt"]), "state": None, "reason": ""}
@@ -429,6 +460,9 @@ def kill(ctl, job, p, grace, reason):
         ctl._write_atomic(os.path.join(p["rt"], ctl.KILL_GRACE), str(grace))
         if ctl._read(p["started"]) is None:
             cancel(p["rt"])  # pending (or not yet started): it leaves the queue, nothing ran
+            # Its spec (env values) goes now, not with the job directory: a launcher that starts all the same
+            # finds no spec and the stopped file, and ends at once.
+            forget_spec(p)
         else:
             signal_launcher(p["rt"])
             ctl._reap_later(job, grace + KILL_SLACK)
@@ -437,6 +471,12 @@ def kill(ctl, job, p, grace, reason):
     st = ctl._state(p)
     st["signalled"] = running
     return st
+
+
+def forget_spec(p):
+    """Remove the spec of a job that will never read it (the launcher reads and removes it when it starts)."""
+    with contextlib.suppress(OSError):
+        os.unlink(p["spec"])
 
 
 def reap(ctl, p):
