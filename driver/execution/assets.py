@@ -55,7 +55,9 @@ def state_dir() -> Path:
 
 def job_dir(job_id: str) -> Path:
     """Private local directory of one job: its runner artifacts, relayed logs and record."""
-    path = state_dir() / "jobs" / job_id
+    from driver.job import contract
+
+    path = state_dir() / "jobs" / contract.check_id(job_id)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

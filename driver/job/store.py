@@ -32,6 +32,7 @@ from driver.errors import (
     JobMissing,
 )
 from driver.execution import assets
+from driver.job import contract
 
 RUNNING_STATES = ("starting", "running")
 # Why a job was stopped -> its recorded state and the driver's exit code (None: the script's own code).
@@ -183,7 +184,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _dir(job_id: str) -> Path:
-    return assets.state_dir() / "jobs" / job_id
+    return assets.state_dir() / "jobs" / contract.check_id(job_id)
 
 
 @contextmanager

@@ -1,0 +1,77 @@
+"""A hostile host's outputs: what its job leaves in outputs/ arrives through rsync, this machine receiving.
+
+Nothing it sends may land or link outside the local output directory, and an rsync without the fixes against a
+malicious sender (protocol < 32) is refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from driverproc import REPO, job_output, run_driver
+
+# The hostile job: links that climb out, absolute links (to a file, to a directory), and a link that stays inside.
+HOSTILE = """\
+import os
+os.makedirs("outputs/sub", exist_ok=True)
+open("outputs/real.txt", "w").write("real\\n")
+os.symlink("/etc/passwd", "outputs/passwd")
+os.symlink("../../x", "outputs/up")
+os.symlink("../../../../../../../../tmp/escaped", "outputs/sub/deep")
+os.symlink("/etc", "outputs/etc")
+os.symlink("/", "outputs/root")
+os.symlink("real.txt", "outputs/inside")
+os.symlink("../real.txt", "outputs/sub/inside")
+print("planted", flush=True)
+"""
+
+
+def test_symlinks_a_host_sends_never_point_outside_the_output_directory(testhosts, tmp_path):
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    out = tmp_path / "out"
+    res = run_driver(
+        ["train", str(script), "-i", str(testhosts.inventory_path), "-l", "th1", "--output-dir", str(out)],
+        tmp_path / "state",
+    )
+    assert res.returncode == 0, res.stderr
+    got = job_output(out, "th1")
+    assert (got / "real.txt").read_text() == "real\n"
+    # The links inside the outputs stay links; every other one was dropped by this machine's rsync.
+    assert os.readlink(got / "inside") == "real.txt"
+    assert os.readlink(got / "sub" / "inside") == "../real.txt"
+    links = sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_symlink())
+    assert links == ["inside", "sub/inside"], links
+    top = out.resolve()
+    for path in out.rglob("*"):
+        assert path.resolve().is_relative_to(top), path
+    assert not (tmp_path / "x").exists() and not Path("/tmp/escaped").exists()
+
+
+def old_rsync(tmp_path: Path, first_line: str) -> dict[str, str]:
+    """A PATH whose `rsync` answers --version as an older rsync does (and does nothing else)."""
+    bin_dir = tmp_path / "old-rsync"
+    bin_dir.mkdir()
+    fake = bin_dir / "rsync"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' '{first_line}'\nexit 0\n")
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_an_rsync_without_the_fixes_is_refused_before_the_job_starts(testhosts, tmp_path):
+    env = old_rsync(tmp_path, "rsync  version 3.2.3  protocol version 31")
+    hello = str(REPO / "examples" / "hello.py")
+    res = run_driver(
+        ["train", hello, "-i", str(testhosts.inventory_path), "-l", "th1"], tmp_path / "state", extra_env=env
+    )
+    assert res.returncode == 98, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    assert "rsync 3.2.3 (protocol 31)" in errors[0] and str(tmp_path / "old-rsync" / "rsync") in errors[0]
+    assert "hint: install rsync 3.4.0 or newer" in res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert not (tmp_path / "state" / "jobs").exists() or not any((tmp_path / "state" / "jobs").iterdir())
+    # Without an inventory the job runs here: no rsync receives anything, so none is asked for.
+    res = run_driver(["train", hello], tmp_path / "state", extra_env=env)
+    assert res.returncode == 0, res.stderr
