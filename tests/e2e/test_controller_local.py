@@ -1,6 +1,7 @@
-"""The controller against other local users and what a cloned directory holds: the SSH control sockets' directory
-cannot be planted, shell completion reads no ansible.cfg of the current directory, --accept-new-host-keys keeps
-the user's ssh arguments, and a job id never leaves the jobs root (here or on a host)."""
+"""The controller against other local users and what a cloned directory holds: the SSH control sockets'
+directory cannot be planted, shell completion reads no ansible.cfg of the current directory,
+--accept-new-host-keys keeps the user's ssh arguments, and a job id never leaves the jobs root (here or on a
+host)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The controller against hostile input and other local users: values that look like Jinja are data, secrets never
-stay in ansible-runner's files, and a driver killed early leaves no environment value on disk."""
+"""The controller against hostile input and other local users: values that look like Jinja are data, secrets
+never stay in ansible-runner's files, and a driver killed early leaves no environment value on disk."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from driverproc import REPO, job_output, run_driver
 
-# The hostile job: links that climb out, absolute links (to a file, to a directory), and a link that stays inside.
+# The hostile job: links that climb out, absolute links (to a file, a directory), links that stay inside.
 HOSTILE = """\
 import os
 os.makedirs("outputs/sub", exist_ok=True)
