@@ -19,6 +19,7 @@ import click
 from driver.errors import EXIT_CODES, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DriverError, ExitCode, exit_meaning
 from driver.execution.events import NOTICE
 from driver.execution.relay import keeps_bytes
+from driver.redact import redact
 
 log = logging.getLogger("driver")
 
@@ -26,7 +27,7 @@ log = logging.getLogger("driver")
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"{prefix}{record.getMessage()}"
+        return redact(f"{prefix}{record.getMessage()}")
 
 
 def setup_logging(verbose: int) -> None:
@@ -83,8 +84,8 @@ FALLBACK_HINT = "rerun with -vv to see what Ansible and the hosts said (--debug 
 
 def report(exc: DriverError) -> int:
     """Print an error's one `error:` line and its `hint:` line on stderr; its exit code."""
-    click.echo(f"error: {exc.message}", err=True)
-    click.echo(f"hint: {exc.hint or FALLBACK_HINT}", err=True)
+    click.echo(redact(f"error: {exc.message}"), err=True)
+    click.echo(redact(f"hint: {exc.hint or FALLBACK_HINT}"), err=True)
     return exc.exit_code
 
 
@@ -140,7 +141,7 @@ def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
         code = EXIT_OK
     except Exception as exc:
         unexpected = DriverError(f"unexpected failure: {exc}", hint="rerun with --debug and report it")
-        click.echo(f"error: {unexpected.message}\nhint: {unexpected.hint}", err=True)
+        click.echo(redact(f"error: {unexpected.message}\nhint: {unexpected.hint}"), err=True)
         if debug:
             log.exception("traceback")
         code = unexpected.exit_code
