@@ -31,6 +31,7 @@ from driver.errors import (
     EXIT_SIGTERM,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
+    EXIT_UNSAFE_RSYNC,
 )
 from driver.job.spec import Container, Requirements
 
@@ -233,4 +234,5 @@ JOB_CODES: Codes = (
         EXIT_DISCONNECTED,
         "logs -f: the connection to a host was lost for longer than --reconnect; the job goes on",
     ),
+    EXIT_UNSAFE_RSYNC,
 )
