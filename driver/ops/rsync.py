@@ -23,9 +23,10 @@ _VERSION = re.compile(r"version\s+v?(\d+\.\d+\.\d+\S*)")
 _PROTOCOL = re.compile(r"protocol version\s+(\d+)")
 
 
-def rsync_problem(version_text: str) -> str | None:
-    """Why an rsync whose `rsync --version` printed version_text must not receive from a host, or None."""
-    first = version_text.strip().splitlines()[0] if version_text.strip() else ""
+def rsync_problem(version_text: str, path: str = "") -> str | None:
+    """Why an rsync (at path) whose `rsync --version` printed version_text must not receive from a host, or
+    None."""
+    first = version_text.splitlines()[0].strip() if version_text else ""
     protocol = _PROTOCOL.search(first)
     if protocol and int(protocol.group(1)) >= SAFE_PROTOCOL:
         return None
@@ -35,7 +36,8 @@ def rsync_problem(version_text: str) -> str | None:
     else:  # openrsync (macOS) names itself first
         named = first.split(":")[0].strip() or "an rsync without a version"
     proto = f"protocol {protocol.group(1)}" if protocol else "no protocol version"
-    return f"{named} ({proto}) lacks the fixes against a malicious sender (CVE-2024-12086/12087/12088)"
+    where = f"{path}, " if path else ""
+    return f"{named} ({where}{proto}) lacks the fixes against a malicious sender (CVE-2024-12086/12087/12088)"
 
 
 @functools.cache
@@ -49,13 +51,12 @@ def local_problem() -> str | None:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"rsync at {path} did not tell its version ({exc})"
-    problem = rsync_problem(out.stdout)
-    return f"{problem}: {path}" if problem else None
+    return rsync_problem(out.stdout, path)
 
 
 def unsafe_error(problem: str) -> UnsafeRsync:
     return UnsafeRsync(
-        f"this machine's {problem}; a host's outputs are not received with it",
+        f"this machine's {problem}: a host's outputs are not received with it",
         hint="install rsync 3.4.0 or newer first on PATH (or your distribution's security update: "
         "`rsync --version` then says protocol version 32)",
     )

@@ -68,10 +68,33 @@ def test_an_rsync_without_the_fixes_is_refused_before_the_job_starts(testhosts, 
     assert res.returncode == 98, res.stderr
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, res.stderr
-    assert "rsync 3.2.3 (protocol 31)" in errors[0] and str(tmp_path / "old-rsync" / "rsync") in errors[0]
+    assert f"rsync 3.2.3 ({tmp_path / 'old-rsync' / 'rsync'}, protocol 31) lacks the fixes" in errors[0]
     assert "hint: install rsync 3.4.0 or newer" in res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
     assert not (tmp_path / "state" / "jobs").exists() or not any((tmp_path / "state" / "jobs").iterdir())
     # Without an inventory the job runs here: no rsync receives anything, so none is asked for.
     res = run_driver(["train", hello], tmp_path / "state", extra_env=env)
     assert res.returncode == 0, res.stderr
+
+
+def test_a_detached_jobs_outputs_never_come_back_through_an_old_rsync(testhosts, tmp_path):
+    """status (logs, cancel) copies the outputs of a job that ended: not with an rsync without the fixes."""
+    from driverproc import SCRIPTS
+
+    out, state = tmp_path / "out", tmp_path / "state"
+    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
+    script = str(SCRIPTS / "writes_outputs.py")
+    res = run_driver(["train", "-d", script, *inv, "--output-dir", str(out), "--", "late", "ok"], state)
+    assert res.returncode == 0, res.stderr
+    job = res.stdout.strip()
+    env = old_rsync(tmp_path, "rsync  version 3.2.3  protocol version 31")
+    res = run_driver(["wait", job], state, extra_env=env)  # the job ends; nothing is copied
+    assert res.returncode == 0, res.stderr
+    res = run_driver(["status", job], state, extra_env=env)
+    assert res.returncode == 98, res.stderr
+    assert "rsync 3.2.3" in res.stderr and "Traceback" not in res.stderr
+    assert not (out / job / "th1" / "late.txt").exists()
+    # With this machine's own rsync the next status brings them.
+    res = run_driver(["status", job], state)
+    assert res.returncode == 0, res.stderr
+    assert (out / job / "th1" / "late.txt").read_text() == "late\n"

@@ -39,6 +39,16 @@ def test_an_rsync_is_safe_to_receive_with_from_protocol_32(first_line, safe):
         assert "CVE-2024-12086" in problem
     if first_line.startswith("rsync  version 3.2.3"):
         assert problem.startswith("rsync 3.2.3 (protocol 31)")
+    if first_line == "":
+        assert problem.startswith("an rsync without a version (no protocol version)")
+
+
+def test_the_rsync_is_named_by_its_path():
+    problem = rsync_problem("rsync  version 3.2.3  protocol version 31\n", "/opt/old/bin/rsync")
+    assert problem.startswith("rsync 3.2.3 (/opt/old/bin/rsync, protocol 31) lacks the fixes")
+    assert rsync_problem("openrsync: protocol version 29\n", "/usr/bin/rsync").startswith(
+        "openrsync (/usr/bin/rsync, protocol 29)"
+    )
 
 
 @pytest.mark.parametrize("job_id", ["20261207-232103-34b2e5", "my-run.2", "A_b", "x" * 128])
