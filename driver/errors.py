@@ -56,6 +56,8 @@ EXIT_OUT_OF_MEMORY = 94
 EXIT_NODE_FAILURE = 95
 EXIT_PREEMPTED = 96
 EXIT_NEVER_STARTED = 97
+# This machine's rsync cannot be trusted with what a host sends.
+EXIT_UNSAFE_RSYNC = 98
 
 # A row of the exit-code table: one code (EXIT_TIMEOUT), or a range of them (EXIT_SCRIPT_OWN, EXIT_SIGNAL).
 ExitCode = int | str
@@ -143,6 +145,10 @@ _EXIT_TABLE: tuple[tuple[ExitCode, str], ...] = (
     (EXIT_NODE_FAILURE, "Slurm: a node of the job failed (NODE_FAIL, BOOT_FAIL)"),
     (EXIT_PREEMPTED, "Slurm: the job was preempted"),
     (EXIT_NEVER_STARTED, "Slurm: the job was cancelled before it started (it never left the queue)"),
+    (
+        EXIT_UNSAFE_RSYNC,
+        "rsync here predates the fixes against a malicious sender (protocol < 32): outputs are not received",
+    ),
 )
 # The table as README.md and `--help` write it: each code as a string.
 EXIT_CODES: tuple[tuple[str, str], ...] = tuple((str(code), meaning) for code, meaning in _EXIT_TABLE)
@@ -233,6 +239,10 @@ class JobMissing(DriverError):
     exit_code = EXIT_NO_SUCH_JOB
 
 
+class BadJobId(UsageError):
+    """A job id that cannot name a job directory (`../x`, `a/b`): refused before any path is made of it."""
+
+
 class JobLost(DriverError):
     exit_code = EXIT_LOST
 
@@ -257,6 +267,12 @@ class OutputsNotCopied(DriverError):
     """The outputs of a host could not be brought back; the job itself ended as it did."""
 
     exit_code = EXIT_OUTPUTS_NOT_COPIED
+
+
+class UnsafeRsync(OutputsNotCopied):
+    """This machine's rsync lacks the fixes against a malicious sender: it receives nothing from a host."""
+
+    exit_code = EXIT_UNSAFE_RSYNC
 
 
 class BadOutput(DriverError):

@@ -20,6 +20,7 @@ from driver.cli.terminal import for_terminal
 from driver.errors import EXIT_CODES, EXIT_OK, EXIT_SIGINT, EXIT_USAGE, DriverError, ExitCode, exit_meaning
 from driver.execution.events import NOTICE
 from driver.execution.relay import keeps_bytes
+from driver.redact import redact
 
 log = logging.getLogger("driver")
 
@@ -28,8 +29,8 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
         # Messages quote hosts (their errors, pip's lines, Slurm's reasons): no escape sequence of theirs
-        # reaches a terminal (driver/cli/terminal.py).
-        return for_terminal(f"{prefix}{record.getMessage()}", sys.stderr)
+        # reaches a terminal (driver/cli/terminal.py), and no URL's credentials are shown (driver/redact.py).
+        return for_terminal(redact(f"{prefix}{record.getMessage()}"), sys.stderr)
 
 
 def setup_logging(verbose: int) -> None:
@@ -89,8 +90,8 @@ FALLBACK_HINT = "rerun with -vv to see what Ansible and the hosts said (--debug 
 
 def report(exc: DriverError) -> int:
     """Print an error's one `error:` line and its `hint:` line on stderr; its exit code."""
-    click.echo(for_terminal(f"error: {exc.message}", sys.stderr), err=True)
-    click.echo(for_terminal(f"hint: {exc.hint or FALLBACK_HINT}", sys.stderr), err=True)
+    click.echo(for_terminal(redact(f"error: {exc.message}"), sys.stderr), err=True)
+    click.echo(for_terminal(redact(f"hint: {exc.hint or FALLBACK_HINT}"), sys.stderr), err=True)
     return exc.exit_code
 
 
@@ -146,7 +147,7 @@ def finish(debug: bool, action: Callable[[], int]) -> NoReturn:
         code = EXIT_OK
     except Exception as exc:
         unexpected = DriverError(f"unexpected failure: {exc}", hint="rerun with --debug and report it")
-        click.echo(f"error: {unexpected.message}\nhint: {unexpected.hint}", err=True)
+        click.echo(redact(f"error: {unexpected.message}\nhint: {unexpected.hint}"), err=True)
         if debug:
             log.exception("traceback")
         code = unexpected.exit_code

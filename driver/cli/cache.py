@@ -18,6 +18,7 @@ from driver.errors import (
     EXIT_USAGE,
 )
 from driver.job.spec import parse_duration
+from driver.redact import redact_all
 
 CACHE_CODES: Codes = (
     (EXIT_OK, "done"),
@@ -41,7 +42,8 @@ def cache_list(**params: Any) -> int:
     """Each host's cached sets: their packages, size, last use, and the running jobs that use them."""
     from driver.ops import cache
 
-    found = cache.list_sets(params["inventory"], params["limit"])
+    # Requirement lines may carry credentials (git+https://token@...): never shown.
+    found = redact_all(cache.list_sets(params["inventory"], params["limit"]))
     if params["as_json"]:
         write_line(json.dumps({"hosts": found}, indent=2))
         return EXIT_OK

@@ -29,8 +29,13 @@ def complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) 
     from driver.execution import assets
 
     command = [str(assets.tools_dir() / "ansible-inventory"), "-i", inventory, "--list"]
+    # The driver's own ansible.cfg: one in the current directory (a cloned repository) could load its own
+    # plugins, run at every TAB.
+    env = {**os.environ, "ANSIBLE_CONFIG": str(assets.ansible_cfg())}
     try:
-        listed = subprocess.run(command, capture_output=True, text=True, timeout=20, check=True).stdout
+        listed = subprocess.run(
+            command, capture_output=True, text=True, timeout=20, check=True, env=env
+        ).stdout
         data = json.loads(listed)
     except (OSError, subprocess.SubprocessError, ValueError):
         return []

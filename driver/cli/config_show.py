@@ -8,6 +8,7 @@ import click
 
 from driver.cli.app import command, write_line
 from driver.errors import EXIT_OK, EXIT_USAGE, UsageError
+from driver.redact import redact_all
 
 
 @click.group(name="config")
@@ -34,7 +35,7 @@ def config_show(for_command: str, as_json: bool) -> int:
     for name, param in sorted(params.items()):
         plain = param.default if isinstance(param.default, str | int | float | bool) else None  # not UNSET
         value, source = config.effective(loaded, for_command, name, plain)
-        shown[name] = {"value": value, "source": source, "env": config.envvar(name)}
+        shown[name] = {"value": redact_all(value), "source": source, "env": config.envvar(name)}
     if as_json:
         write_line(json.dumps({"config_file": str(loaded.path), "command": for_command, "settings": shown}))
         return EXIT_OK

@@ -31,6 +31,7 @@ from driver.errors import (
     EXIT_SIGTERM,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
+    EXIT_UNSAFE_RSYNC,
 )
 from driver.job.spec import Container, Requirements
 
@@ -196,7 +197,22 @@ def shown_seconds(value: object) -> str:
 
 
 # The commands on one job (status, wait, logs, cancel): their JOB argument and their exit codes.
-job_argument = click.argument("job", shell_complete=complete_jobs)
+def _job_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """JOB as given: an id, a prefix of one, or `last`; never a path (`../x` would leave the jobs root)."""
+    from driver.cli.app import UsageProblem
+    from driver.job import contract
+
+    problem = contract.job_id_problem(value)
+    if problem:
+        raise UsageProblem(
+            f"invalid job id {value!r}: {problem}",
+            ctx,
+            hint="list the jobs with `driver jobs` (or give `last`)",
+        )
+    return value
+
+
+job_argument = click.argument("job", shell_complete=complete_jobs, callback=_job_id)
 
 JOB_CODES: Codes = (
     (EXIT_OK, "done (logs -f: the job succeeded)"),
@@ -218,4 +234,5 @@ JOB_CODES: Codes = (
         EXIT_DISCONNECTED,
         "logs -f: the connection to a host was lost for longer than --reconnect; the job goes on",
     ),
+    EXIT_UNSAFE_RSYNC,
 )

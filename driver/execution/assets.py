@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # driver/
@@ -55,7 +57,9 @@ def state_dir() -> Path:
 
 def job_dir(job_id: str) -> Path:
     """Private local directory of one job: its runner artifacts, relayed logs and record."""
-    path = state_dir() / "jobs" / job_id
+    from driver.job import contract
+
+    path = state_dir() / "jobs" / contract.check_id(job_id)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
@@ -109,10 +113,12 @@ exec {target} "$@"
 def control_path_dir(settings: str = "") -> Path:
     """Shared directory of SSH ControlMaster sockets, so that jobs reuse warm connections.
 
-    The state directory when its path is short enough for a Unix socket, else a private
-    directory in $XDG_RUNTIME_DIR or /tmp (created 0700 and checked to be ours). `settings` (a mark of
-    what the connections authenticate with: driver/execution/sshsettings.py) names a subdirectory, so
-    that a connection is reused only while those settings hold.
+    The state directory when its path is short enough for a Unix socket, else a private directory in
+    $XDG_RUNTIME_DIR, else one in /tmp: made with a random name (another user cannot plant it, or a link in
+    its place, beforehand) and remembered in the state directory for the next runs. Each is used only while it
+    is a directory (not a link) of this user that no one else may enter. `settings` (a mark of what the
+    connections authenticate with: driver/execution/sshsettings.py) names a subdirectory, so that a
+    connection is reused only while those settings hold.
     """
     state = state_dir()
     # One directory per state directory: drivers of different state directories (users' setups, tests)
@@ -120,15 +126,52 @@ def control_path_dir(settings: str = "") -> Path:
     tag = hashlib.sha256(str(state).encode()).hexdigest()[:8]
     candidates = [state / "cp"]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
+    if runtime and _private(Path(runtime), create=False):
         candidates.append(Path(runtime) / f"remote-trainer-cp-{tag}")
-    candidates.append(Path("/tmp") / f"remote-trainer-{os.getuid()}-cp-{tag}")
     for base in candidates:
         path = base / settings if settings else base
-        if len(str(path)) <= _MAX_CP_DIR:
-            base.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.mkdir(exist_ok=True, mode=0o700)
-            st, top = path.stat(), base.stat()
-            if all(s.st_uid == os.getuid() and s.st_mode & 0o077 == 0 for s in (st, top)):
-                return path
+        if len(str(path)) <= _MAX_CP_DIR and _private(base) and (not settings or _private(path)):
+            return path
+    base = _tmp_control_dir(state)
+    path = base / settings if settings else base
+    if len(str(path)) <= _MAX_CP_DIR and (not settings or _private(path)):
+        return path
     raise RuntimeError("no private directory with a short enough path for SSH control sockets")
+
+
+def _private(path: Path, create: bool = True) -> bool:
+    """Whether path is (made, when create) a real directory of this user, closed to everyone else."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+
+
+def _tmp_control_dir(state: Path) -> Path:
+    """The /tmp directory of this state directory's control sockets: the one remembered, while it is still
+    private and ours (a reboot empties /tmp), else a new one with a random name."""
+    record = state / "cp-dir"
+    try:
+        known = Path(record.read_text(encoding="utf-8").strip())
+    except OSError:
+        known = None
+    if (
+        known is not None
+        and known.parent == Path("/tmp")
+        and known.name.startswith("rt-cp-")
+        and _private(known, create=False)
+    ):
+        return known
+    made = Path(tempfile.mkdtemp(prefix="rt-cp-", dir="/tmp"))
+    tmp = state / f"cp-dir.{os.getpid()}.tmp"
+    tmp.write_text(str(made), encoding="utf-8")
+    tmp.replace(record)
+    return made

@@ -100,7 +100,6 @@ class Play:
         self.reports: dict[str, dict[str, Any]] = {}
         self.no_hosts = False
         self.run: playbook.PlaybookRun | None = None
-        self._scrubbed = False
         # Set by interrupt(): the signal, and what raise_for_hosts() then says.
         self.interrupted: str | None = None
         self.interrupt_message = interrupt_message
@@ -137,10 +136,12 @@ class Play:
                 accept_new_host_keys=accept_new_host_keys,
                 ssh_inventory=inventory if self.inventory else None,
             )
-            while not self.run.wait(0.2):
-                if on_tick is not None:
-                    on_tick()
-        self.run.scrub_artifacts()
+            try:
+                while not self.run.wait(0.2):
+                    if on_tick is not None:
+                        on_tick()
+            finally:
+                self.run.scrub_artifacts()
         if self.relay is not None:
             self.relay.finish()
         if raise_errors:
@@ -156,9 +157,6 @@ class Play:
 
     def on_event(self, event: dict[str, Any]) -> bool:
         """ansible-runner's event_handler: True keeps the event in the runner artifacts."""
-        if not self._scrubbed and self.run is not None:
-            self.run.scrub_artifacts()
-            self._scrubbed = True
         item = self.translator.translate(event)
         if isinstance(item, Output) and self.relay is not None:
             self.relay.feed(item.host, item.offset, item.data)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import yaml
 
 from driver.execution import assets, sshsettings
 
@@ -80,6 +83,7 @@ _prompt_pty_close()
 class PlaybookRun:
     thread: threading.Thread
     runner: Any
+    vars_file: Path | None = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the run to end; True when it has ended."""
@@ -95,20 +99,16 @@ class PlaybookRun:
         return self.runner.rc
 
     def scrub_artifacts(self) -> None:
-        """Drop the environment that ansible-runner copies into artifacts/<ident>/command.
+        """Drop what ansible-playbook no longer needs: the environment in artifacts/<ident>/command, and the
+        extra vars file once it was read (see start())."""
+        scrub_command(Path(self.runner.config.artifact_dir) / "command")
+        self.drop_vars()
 
-        It is the driver's whole environment, where users keep tokens; the record keeps the names only.
-        """
-        path = Path(self.runner.config.artifact_dir) / "command"
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(record.get("env"), dict):
-            record["env"] = sorted(record["env"])
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record), encoding="utf-8")
-            tmp.replace(path)
+    def drop_vars(self) -> None:
+        """Remove the extra vars file (an index URL may hold a token): once read, or at the end."""
+        if self.vars_file is not None:
+            self.vars_file.unlink(missing_ok=True)
+            self.vars_file = None
 
     def terminate(self) -> None:
         """SIGTERM ansible-playbook (never SIGKILL: it must reap its detached workers and their ssh)."""
@@ -126,6 +126,74 @@ class PlaybookRun:
 # Ansible's default collections path, searched after the driver's own copy (collections a user's inventory
 # plugins need); the `ansible` package's collections are found on Python's path whatever this holds.
 _COLLECTIONS_PATH = "~/.ansible/collections:/usr/share/ansible/collections"
+
+
+def scrub_command(path: Path) -> None:
+    """Keep only the names of the environment that ansible-runner copies into artifacts/<ident>/command.
+
+    It is the driver's whole environment, where users keep tokens (and `--env K` takes its value from it).
+    """
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(record.get("env"), dict):
+        record["env"] = sorted(record["env"])
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        tmp.replace(path)
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    """Writes every string as Ansible's `!unsafe`: a value is data, never a template to evaluate."""
+
+
+def _unsafe_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", value, style='"')
+
+
+def _plain_keys(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
+    """A mapping whose keys (variable names) stay plain strings; only the values are marked."""
+    items = [
+        (dumper.represent_scalar("tag:yaml.org,2002:str", str(k)), dumper.represent_data(v))
+        for k, v in data.items()
+    ]
+    return yaml.MappingNode("tag:yaml.org,2002:map", items)
+
+
+_UnsafeDumper.add_representer(str, _unsafe_str)
+_UnsafeDumper.add_representer(dict, _plain_keys)
+_UnsafeDumper.add_representer(tuple, lambda dumper, value: dumper.represent_list(list(value)))
+
+
+def write_vars(directory: Path, extravars: dict[str, Any]) -> Path:
+    """The extra vars as a private file (0600) for `-e @FILE`, every string marked `!unsafe`.
+
+    Not on ansible-playbook's command line (every local user reads it in /proc) nor in ansible-runner's
+    env/extravars (kept after the run): an index URL may hold a token. Marked unsafe, a path or value that
+    contains `{{ ... }}` is never evaluated as Jinja on this machine.
+    """
+    fd, name = tempfile.mkstemp(prefix="vars-", suffix=".yml", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.dump(extravars, f, Dumper=_UnsafeDumper, allow_unicode=False, default_flow_style=False)
+    return Path(name)
+
+
+def ssh_args(accept_new_host_keys: bool) -> str | None:
+    """ANSIBLE_SSH_ARGS for a run: None leaves the user's (or the driver's ansible.cfg) as they are.
+
+    Accepting new host keys adds to those arguments, first (the first value of an ssh option wins).
+    """
+    if not accept_new_host_keys:
+        return None
+    base = os.environ.get("ANSIBLE_SSH_ARGS")
+    if base is None:
+        cfg = configparser.RawConfigParser()
+        cfg.read(assets.ansible_cfg(), encoding="utf-8")
+        base = cfg.get("ssh_connection", "ssh_args", fallback="")
+    return "-o StrictHostKeyChecking=accept-new" + (" " + base if base.strip() else "")
 
 
 def base_envvars(inventory: str | None = None, accept_new_host_keys: bool = False) -> dict[str, str]:
@@ -147,11 +215,9 @@ def base_envvars(inventory: str | None = None, accept_new_host_keys: bool = Fals
         # The Ansible installed beside the driver's python wins, even when its venv is not on PATH.
         "PATH": os.pathsep.join([str(assets.tools_dir()), os.environ.get("PATH", os.defpath)]),
     }
-    if accept_new_host_keys:
-        env["ANSIBLE_SSH_ARGS"] = (
-            "-o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=5 "
-            "-o ServerAliveCountMax=3 -o StrictHostKeyChecking=accept-new"
-        )
+    args = ssh_args(accept_new_host_keys)
+    if args is not None:
+        env["ANSIBLE_SSH_ARGS"] = args
     return env
 
 
@@ -171,23 +237,46 @@ def start(
 
     ssh_inventory: the user's inventory whose SSH settings mark the warm connections (None: this machine).
     """
-    thread, runner = ansible_runner.run_async(
-        private_data_dir=str(private_data_dir),
-        playbook=str(assets.playbook(playbook)),
-        inventory=[inventory],
-        limit=limit,
-        forks=forks,
-        # The collection's plugins tell the driver what happens as relay records (events.py reads them).
-        extravars={**extravars, "remote_trainer_relay": "records"},
-        envvars=base_envvars(ssh_inventory, accept_new_host_keys),
-        event_handler=event_handler,
-        # Our own callback keeps ansible-runner from taking over SIGINT/SIGTERM; cancelling is ours.
-        cancel_callback=lambda: False,
-        settings={"suppress_output_file": True, "pexpect_timeout": 1},
-        quiet=True,
-        ident="run",
-    )
-    return PlaybookRun(thread, runner)
+    # The collection's plugins tell the driver what happens as relay records (events.py reads them).
+    vars_file = write_vars(private_data_dir, {**extravars, "remote_trainer_relay": "records"})
+    run = PlaybookRun(threading.Thread(), None, vars_file)
+
+    def on_event(event: dict[str, Any]) -> bool:
+        # Ansible's callback speaks once ansible-playbook has read the extra vars: the file can go.
+        if event.get("event") not in (None, "verbose"):
+            run.drop_vars()
+        return event_handler(event)
+
+    def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
+        # `running`: ansible-runner has just written artifacts/<ident>/command, ansible-playbook is not
+        # started yet; a driver killed from here on leaves no environment value on disk.
+        if data.get("status") == "running" and runner_config is not None:
+            scrub_command(Path(runner_config.artifact_dir) / "command")
+
+    try:
+        thread, runner = ansible_runner.run_async(
+            private_data_dir=str(private_data_dir),
+            playbook=str(assets.playbook(playbook)),
+            inventory=[inventory],
+            limit=limit,
+            forks=forks,
+            extravars=str(vars_file),
+            envvars=base_envvars(ssh_inventory, accept_new_host_keys),
+            # No env/ files: ansible-runner would keep the extra vars and environment there for good.
+            suppress_env_files=True,
+            event_handler=on_event,
+            status_handler=on_status,
+            # Our own callback keeps ansible-runner from taking over SIGINT/SIGTERM; cancelling is ours.
+            cancel_callback=lambda: False,
+            settings={"suppress_output_file": True, "pexpect_timeout": 1},
+            quiet=True,
+            ident="run",
+        )
+    except BaseException:
+        run.drop_vars()
+        raise
+    run.thread, run.runner = thread, runner
+    return run
 
 
 def _children(ppid: int) -> list[int]:

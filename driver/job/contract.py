@@ -52,6 +52,21 @@ def output_problem(output: str) -> str | None:
     return _role_contract().output_problem(output)
 
 
+def job_id_problem(job_id: str) -> str | None:
+    """Why job_id cannot name a job directory, or None (the role's rule)."""
+    return _role_contract().id_problem(job_id)
+
+
+def check_id(job_id: str) -> str:
+    """job_id, when it can name a job directory (the role's rule: no `/`, no `..`); else BadJobId."""
+    from driver.errors import BadJobId
+
+    problem = job_id_problem(job_id)
+    if problem:
+        raise BadJobId(f"invalid job id {job_id!r}: {problem}", hint="list the jobs with `driver jobs`")
+    return job_id
+
+
 def train_job(
     spec: Any, *, spec_file: Path, cancel_file: Path, output_dir: Path, stage: Any | None
 ) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from driver.errors import (
     ScriptIsDirectory,
     ScriptMissing,
 )
+from driver.execution import assets
 from driver.executors.slurm import Slurm
 from driver.job import contract
 
@@ -417,6 +418,9 @@ def inventory_hosts(source: str) -> dict[str, dict[str, object]] | None:
     an inventory plugin's configuration). Raises BadInventory when no plugin can parse the file."""
     if os.access(source, os.X_OK):
         return None  # a dynamic inventory script: it runs once, in the play
+    # Ansible in this process reads the driver's ansible.cfg, as the plays do, never one in the current
+    # directory (a cloned repository's could load plugins of its own).
+    os.environ["ANSIBLE_CONFIG"] = str(assets.ansible_cfg())
     try:
         from ansible.inventory.data import InventoryData
         from ansible.inventory.helpers import get_group_vars

@@ -32,6 +32,8 @@ from driver.errors import (
     JobMissing,
 )
 from driver.execution import assets
+from driver.job import contract
+from driver.redact import redact
 
 RUNNING_STATES = ("starting", "running")
 # Why a job was stopped -> its recorded state and the driver's exit code (None: the script's own code).
@@ -183,7 +185,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _dir(job_id: str) -> Path:
-    return assets.state_dir() / "jobs" / job_id
+    return assets.state_dir() / "jobs" / contract.check_id(job_id)
 
 
 @contextmanager
@@ -256,5 +258,8 @@ def _read(path: Path, job_id: str) -> JobRecord:
 
 def _write(path: Path, record: JobRecord) -> None:
     tmp = path / f"job.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(record), indent=2), encoding="utf-8")
+    data = asdict(record)
+    if data.get("message"):  # an error may quote a URL with its credentials
+        data["message"] = redact(data["message"])
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     tmp.replace(path / "job.json")

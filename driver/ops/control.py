@@ -16,6 +16,7 @@ from driver.execution.relay import LineSink, Relay
 from driver.job import contract
 from driver.job import store as jobs
 from driver.job.spec import check_inventory, new_job_id
+from driver.ops import rsync
 
 log = logging.getLogger("driver.control")
 
@@ -53,19 +54,24 @@ def run_control(
         local, record.inventory, host or record.limit, relay, interrupt_message=message, interrupt_hint=hint
     )
     play.job_id = record.id
+    output_dir = None if record.outputs_synced else record.output_dir
+    # Over SSH the outputs come back with rsync: never with one that a hostile host could exploit.
+    unsafe = rsync.local_problem() if output_dir and record.inventory else None
     training_job = contract.only_set(
         {
             "id": record.id,
             "root": record.root,
             "control": mode,
             "output": record.output,
-            "output_dir": None if record.outputs_synced else record.output_dir,
+            "output_dir": None if unsafe else output_dir,
             **(fields or {}),
         }
     )
     play.play(
         "control.yml", {"training_job": training_job}, limit=host or ",".join(record.hosts) or record.limit
     )
+    if unsafe and ((fields or {}).get("sync") or any(o.state != "running" for o in play.outcomes)):
+        play.copy_errors.append(rsync.unsafe_error(unsafe))  # when a copy was due: the job is not affected
     observe(record, play.outcomes, host, copy_failed=bool(play.copy_errors))
     return play
 

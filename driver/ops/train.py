@@ -19,7 +19,7 @@ from driver.execution.relay import LineSink, Relay
 from driver.job import contract, staging
 from driver.job import store as jobs
 from driver.job.spec import JobSpec
-from driver.ops import outputs
+from driver.ops import outputs, rsync
 
 log = logging.getLogger("driver.train")
 
@@ -124,6 +124,8 @@ def train(spec: JobSpec, sink: LineSink, *, accept_new_host_keys: bool = False) 
     Raises a DriverError subclass for bad input or hosts the job could not run on.
     """
     spec.validate()
+    if spec.inventory is not None:  # the outputs come back over SSH: a host sends, this machine receives
+        rsync.check_local()
     stage = staging.plan(spec.workdir, spec.script, spec.max_workdir_size) if spec.workdir else None
     if stage is not None:
         log.log(
