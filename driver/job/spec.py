@@ -252,7 +252,8 @@ def parse_env(items: tuple[str, ...] | list[str]) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not _ENV_NAME.match(name):
             raise BadEnv(
-                f"invalid --env {item!r}: {name!r} is not a valid variable name",
+                # The name alone: what follows '=' may be a secret.
+                f"invalid --env {name!r}=...: {name!r} is not a valid variable name",
                 hint="use --env NAME=VALUE (NAME: letters, digits and _, not starting with a digit)",
             )
         if not sep:

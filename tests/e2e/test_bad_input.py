@@ -70,6 +70,13 @@ def test_invalid_env(value, tmp_path):
     assert_clean_failure(res, 65, "--env", tmp_path)
 
 
+def test_an_invalid_env_name_does_not_print_its_value(tmp_path):
+    """The value after '=' may be a secret: the error names the variable alone."""
+    res = run_driver(["train", HELLO, "--env", "BAD NAME=s3cr3t-value"], tmp_path)
+    assert_clean_failure(res, 65, "'BAD NAME'", tmp_path)
+    assert "s3cr3t-value" not in res.stdout + res.stderr
+
+
 def test_missing_inventory(tmp_path):
     res = run_driver(["train", HELLO, "-i", "no-such-inventory.ini"], tmp_path)
     assert_clean_failure(res, 68, "no-such-inventory.ini", tmp_path)
