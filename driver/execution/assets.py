@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import os
 import shlex
 import stat
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # driver/
 
@@ -33,6 +36,19 @@ def collections_path() -> Path:
 def collection() -> Path:
     """The collection's directory (ansible_collections/remote_trainer/core)."""
     return collections_path().joinpath("ansible_collections", *COLLECTION)
+
+
+@functools.cache
+def plugin_utils(name: str) -> ModuleType:
+    """The collection's plugins/plugin_utils/NAME.py, loaded by its path as a module of its own: the rules the
+    driver shares with the plugins (job options, the relay's lines). Importing it by its collection name would
+    need Ansible's collection loader in the driver's process (and its start time)."""
+    path = collection() / "plugins" / "plugin_utils" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"remote_trainer_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def playbook(name: str) -> Path:

@@ -13,8 +13,6 @@ copy of the log is written as the bytes come, every byte of it.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -29,17 +27,10 @@ LineSink = Callable[[str], None]
 _Sink = TypeVar("_Sink", bound=LineSink)
 
 
-@functools.cache
 def rules() -> ModuleType:
     """The collection's plugins/plugin_utils/relay.py: the one rule that turns output into lines (Lines),
-    shared with the plugin's own display. Loaded by its path, as driver/job/contract.py loads
-    job_options.py."""
-    path = assets.collection() / "plugins" / "plugin_utils" / "relay.py"
-    spec = importlib.util.spec_from_file_location("remote_trainer_relay_rules", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    shared with the plugin's own display."""
+    return assets.plugin_utils("relay")
 
 
 def keeps_bytes(sink: _Sink) -> _Sink:

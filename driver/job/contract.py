@@ -10,8 +10,6 @@ spec file it names.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import time
 from pathlib import Path
 from types import ModuleType
@@ -20,18 +18,9 @@ from typing import Any
 from driver.execution import assets
 
 
-@functools.cache
 def _role_contract() -> ModuleType:
-    """The role's job options (the collection's plugins/plugin_utils/job_options.py): fields, defaults, rules.
-
-    Loaded by its path, as a module of its own: importing it by its collection name would need Ansible's
-    collection loader in the driver's process (and its start time)."""
-    path = assets.collection() / "plugins" / "plugin_utils" / "job_options.py"
-    spec = importlib.util.spec_from_file_location("remote_trainer_job_options", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The role's job options (the collection's plugin_utils/job_options.py): fields, defaults, rules."""
+    return assets.plugin_utils("job_options")
 
 
 def _options(entry: str) -> dict[str, dict[str, Any]]:
