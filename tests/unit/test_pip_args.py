@@ -122,11 +122,11 @@ def test_on_the_host_the_specs_index_urls_win_and_lists_add_up():
 
 
 def test_the_cache_listing_masks_a_urls_credentials():
-    """venvset.py list: a requirement line with https://user:token@ shows neither."""
+    """venvset.py list: a requirement line with https://user:token@ shows no token (the user, as pip does)."""
     venvset = load_venvset()
     line = "pkg @ git+https://user:tok3n@git.example/p.git --index-url https://tok3n@idx.example/simple"
     assert venvset.without_credentials(line) == (
-        "pkg @ git+https://***@git.example/p.git --index-url https://***@idx.example/simple"
+        "pkg @ git+https://user:****@git.example/p.git --index-url https://****@idx.example/simple"
     )
     assert venvset.without_credentials("torch==2.13.0") == "torch==2.13.0"
     assert venvset.without_credentials("pkg @ file:///srv/p.whl") == "pkg @ file:///srv/p.whl"

@@ -217,8 +217,14 @@ def _running_pythons(jobs_root):
 
 
 def without_credentials(line):
-    """A requirement line as `list` shows it: a URL's user and password (https://user:token@...) masked."""
-    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", r"\1***@", line)
+    """A requirement line as `list` shows it: a URL's credentials masked as pip and the driver show them
+    (https://user:token@... -> https://user:****@..., a lone token https://token@... -> https://****@...)."""
+
+    def masked(match):
+        user, sep, _ = match.group(2).partition(":")
+        return match.group(1) + (user + ":****" if sep else "****") + "@"
+
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"]+(?:@[^/\s@'\"]+)*)@", masked, line)
 
 
 def _sets(cache, jobs_root):
