@@ -90,7 +90,7 @@ TABLE = [
         "not a directory",
     ),
     ("output-dir-is-a-file", ["train", HELLO, "--output-dir", "{tmp}/afile"], {}, 85, "--output-dir", ""),
-    ("env-name", ["train", HELLO, "--env", "1BAD=x"], {}, 65, "--env '1BAD=x'", ""),
+    ("env-name", ["train", HELLO, "--env", "1BAD=x"], {}, 65, "--env '1BAD'=...", ""),
     (
         "env-unset",
         ["train", HELLO, "--env", "RT_SURELY_UNSET_VARIABLE"],
