@@ -146,7 +146,8 @@ test-gpu: install  ## On a machine with an NVIDIA GPU: CUDA training, torchrun/N
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m pytest -m gpu tests/gpu -rA
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/gpu_overhead.py
 
-bench: install images wheelhouse  ## Benchmarks against test hosts: launch, relay, fan-out to 16 and 64 hosts, provisioning, Slurm.
+bench: install images wheelhouse  ## Benchmarks: the relay on unbounded lines, then against test hosts: launch, relay, fan-out to 16 and 64 hosts, provisioning, Slurm.
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/relay_bounds.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/launch_overhead.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/provision.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) bench/fanout.py
