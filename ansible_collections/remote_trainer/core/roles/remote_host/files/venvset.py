@@ -221,7 +221,7 @@ def without_credentials(line):
     (https://user:token@... -> https://user:****@..., a lone token https://token@... -> https://****@...)."""
 
     def masked(match):
-        user, sep, _ = match.group(2).partition(":")
+        user, sep, _password = match.group(2).partition(":")
         return match.group(1) + (user + ":****" if sep else "****") + "@"
 
     return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"]+(?:@[^/\s@'\"]+)*)@", masked, line)
