@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,14 @@ def driver(kube: dict[str, str], *args: str, timeout: float = 120) -> subprocess
         text=True,
         timeout=timeout,
     )
+
+
+def wait(what: str, check, timeout: float = 180, every: float = 0.2):
+    """check()'s first true value, asked every `every` seconds; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -22,7 +22,7 @@ from typing import ClassVar
 import cluster as kubecluster
 import pytest
 import yaml
-from conftest import REPO, driver, kubectl
+from conftest import REPO, driver, kubectl, wait
 
 pytestmark = pytest.mark.cluster
 
@@ -83,16 +83,6 @@ print("HUNT-END", flush=True)
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait(what: str, check, timeout: float = 180, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import REPO, driver, kubectl
+from conftest import REPO, driver, kubectl, wait
 
 pytestmark = pytest.mark.cluster
 
@@ -37,16 +37,6 @@ def condition(kube, name: str) -> tuple[str, str]:
 
 def pods(kube, name: str) -> list[dict]:
     return json.loads(kubectl(kube, "get", "pods", "-l", f"{LABEL}={name}", "-o", "json"))["items"]
-
-
-def wait(what: str, check, timeout: float = 180, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
