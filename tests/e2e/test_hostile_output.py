@@ -186,16 +186,21 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def test_malformed_relay_records_are_one_warning_and_the_job_s_outcome_still_comes(testhosts, tmp_path):
+def ended_job_with_a_forged_jobctl(testhosts, tmp_path, forged: str) -> str:
+    """A job on th1 that ended with code 3, whose jobctl.py is then replaced by `forged` (which runs the real
+    one as jobctl_real.py): the host that answers the driver's next `logs -f` is a hostile one."""
     inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
     res = run_driver(["train", "-d", str(SCRIPTS / "exit_with.py"), *inv, "--", "3"], tmp_path)
     assert res.returncode == 0, res.stderr
     job = res.stdout.strip()
     assert run_driver(["wait", job], tmp_path).returncode == 3
     rt = f"~/.remote-trainer/jobs/{job}/.rt"
-    testhosts.ssh(
-        "th1", f"mv {rt}/jobctl.py {rt}/jobctl_real.py && cat > {rt}/jobctl.py", input=FORGED_JOBCTL
-    )
+    testhosts.ssh("th1", f"mv {rt}/jobctl.py {rt}/jobctl_real.py && cat > {rt}/jobctl.py", input=forged)
+    return job
+
+
+def test_malformed_relay_records_are_one_warning_and_the_job_s_outcome_still_comes(testhosts, tmp_path):
+    job = ended_job_with_a_forged_jobctl(testhosts, tmp_path, FORGED_JOBCTL)
     # Before (issue 28): base64.b64decode raised in the driver's event handler (a traceback, exit 125).
     res = run_driver(["logs", "-f", job], tmp_path)
     assert res.returncode == 3, res.stderr
@@ -336,14 +341,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def test_a_stream_that_is_not_jobctl_s_hands_over_to_polls(kind, testhosts, tmp_path):
     # Before (issue 28): an endless line filled the plugin's memory (searched again at every read), and a
     # line that is not JSON raised in the plugin: the task failed instead of the job's own exit code.
-    inv = ["-i", str(testhosts.inventory_path), "-l", "th1"]
-    res = run_driver(["train", "-d", str(SCRIPTS / "exit_with.py"), *inv, "--", "3"], tmp_path)
-    assert res.returncode == 0, res.stderr
-    job = res.stdout.strip()
-    assert run_driver(["wait", job], tmp_path).returncode == 3
-    rt = f"~/.remote-trainer/jobs/{job}/.rt"
-    forged = FORGED_STREAM.replace("{kind}", kind)
-    testhosts.ssh("th1", f"mv {rt}/jobctl.py {rt}/jobctl_real.py && cat > {rt}/jobctl.py", input=forged)
+    job = ended_job_with_a_forged_jobctl(testhosts, tmp_path, FORGED_STREAM.replace("{kind}", kind))
     res = run_driver(["logs", "-f", job], tmp_path, timeout=120)
     assert res.returncode == 3, res.stderr
     assert res.stdout == "about to end\n"
